@@ -1,0 +1,62 @@
+# Local entry points. Everything the targets create lives in .venv/ and .local/ (git-ignored).
+#
+#   make run                 run the whole job on generated synthetic data
+#   make run SOURCE=<dir>    run the whole job on the transaction files in <dir>
+#   make test                run the test suite
+#   make bench               run the benchmark harness (see BENCHMARKS.md)
+#   make clean               remove local state (tables, checkpoints, MLflow store, data)
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+JARS_DIR := .local/jars
+DELTA_VERSION := $(shell sed -n 's/^delta-spark==//p' requirements.txt)
+JARS := $(JARS_DIR)/delta-spark_2.13-$(DELTA_VERSION).jar $(JARS_DIR)/delta-storage-$(DELTA_VERSION).jar
+
+# The package finds the Delta jars here; without it, Spark resolves them through Ivy.
+export CUSTOMER_SEGMENTATION_JARS_DIR := $(CURDIR)/$(JARS_DIR)
+# No internet on CI apart from the package registries: skip MLflow's pip resolution.
+export MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK := true
+
+SOURCE ?=
+ARGS ?=
+
+.PHONY: run test bench clean bootstrap lock
+
+bootstrap: $(INSTALLED) $(JARS)
+
+# Installs only when a requirements file or pyproject.toml changed: a second run is a no-op.
+$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+# Delta's jars from Maven Central (via ~/.m2), copied once into .local/jars.
+$(JARS_DIR)/%.jar:
+	@mkdir -p $(JARS_DIR)
+	mvn --batch-mode --quiet -Dstyle.color=never dependency:copy \
+	  -Dartifact=io.delta:$(shell echo $* | sed -E 's/-([0-9][^-]*)$$//'):$(DELTA_VERSION) \
+	  -DoutputDirectory=$(JARS_DIR)
+
+run: bootstrap
+	$(PY) -m customer_segmentation run $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
+
+test: bootstrap
+	$(PY) -m pytest $(ARGS)
+
+bench: bootstrap
+	$(PY) -m bench $(ARGS)
+
+clean:
+	rm -rf .local build dist src/*.egg-info
+
+# Re-resolve every transitive version after changing a pin in requirements*.txt.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -r requirements-dev.txt
+	(echo "# Every transitive version, frozen from a resolved install of requirements-dev.txt."; \
+	 echo "# Regenerate with: make lock"; .lock-venv/bin/pip freeze) > constraints.txt
+	rm -rf .lock-venv

@@ -1,0 +1,153 @@
+"""Command line: `python -m customer_segmentation <command>`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .console import format_table, say
+from .errors import PipelineError, UserError
+from .settings import PARAMS, Settings
+
+SYNTHETIC_CUSTOMERS = 1000
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (job parameters of the same name on Databricks)")
+    for param in PARAMS:
+        group.add_argument(f"--{param.name.replace('_', '-')}", dest=param.name, metavar="VALUE",
+                           help=f"{param.help} (default: {param.default or 'none'})")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    values = {param.name: getattr(args, param.name, None) for param in PARAMS}
+    if getattr(args, "source", None):
+        values["landing_path"] = args.source
+    return Settings.from_params(values)
+
+
+def _prepare_synthetic_landing(settings: Settings) -> None:
+    """No source given: generate the embedded synthetic data once, next to the local state."""
+    from .generate import generate
+
+    landing = Path(settings.landing_path)
+    if landing.is_dir() and any(landing.iterdir()):
+        return
+    manifest = generate(landing.parent, customers=SYNTHETIC_CUSTOMERS, seed=settings.seed)
+    say(f"generated {manifest['lines']:,} synthetic transaction lines in {manifest['files']} files "
+        f"under {landing}")
+
+
+def _start(settings: Settings, args: argparse.Namespace):
+    from .spark import get_spark
+
+    return get_spark(settings.state_root, verbose=args.verbose)
+
+
+def _print_summary(spark, settings: Settings) -> None:
+    from .jobs import table_summary
+
+    rows = table_summary(spark, settings)
+    say("")
+    say(format_table(["table", "rows"], [[name, count] for name, count in rows]))
+    state = Path(settings.state_root).resolve()
+    say("")
+    say(f"local state: {state}")
+    say(f"  tables:      {state / 'warehouse'}/<schema>.db/<table> (Delta)")
+    say(f"  checkpoints: {Path(settings.checkpoints).resolve()}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .bronze import check_landing_folder
+    from .jobs import run_job, reset_local_state_if_source_changed
+    from .profiles import load_profile
+
+    settings = settings_from_args(args)
+    if not args.source and settings.landing_path == Settings().landing_path:
+        _prepare_synthetic_landing(settings)
+    check_landing_folder(settings.landing_path, "source" if args.source else "landing_path")
+    load_profile(settings.source_profile)
+    spark = _start(settings, args)
+    reset_local_state_if_source_changed(spark, settings)
+    run_job(spark, settings)
+    _print_summary(spark, settings)
+    return 0
+
+
+def cmd_task(args: argparse.Namespace) -> int:
+    from .jobs import run_task
+
+    settings = settings_from_args(args)
+    spark = _start(settings, args)
+    run_task(spark, settings, args.name)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import customers_for_lines, generate
+
+    customers = args.customers or (customers_for_lines(args.lines) if args.lines else SYNTHETIC_CUSTOMERS)
+    manifest = generate(args.out, customers=customers, seed=args.seed)
+    say(f"wrote {manifest['lines']:,} lines in {manifest['files']} files to {manifest['landing_path']} "
+        f"({manifest['customers']:,} customers, seed {manifest['seed']})")
+    say(f"planted behaviours: {Path(args.out) / 'planted_segments.csv'}; "
+        f"trap counts: {Path(args.out) / 'manifest.json'}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .jobs import JOB_ORDER
+
+    parser = argparse.ArgumentParser(
+        prog="python -m customer_segmentation",
+        description="Customer segmentation lakehouse: bronze/silver/gold Delta tables, RFM features, "
+                    "MLlib segments tracked in MLflow.",
+    )
+    parser.add_argument("--verbose", action="store_true", help="show Spark's own warnings (default: errors only)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+
+    run = commands.add_parser("run", help="run the whole job locally, task by task",
+                              description="Run the job's tasks in order: " + " -> ".join(JOB_ORDER) + ".")
+    run.add_argument("--source", metavar="DIR",
+                     help="folder of transaction files to ingest (default: generated synthetic data)")
+    _add_settings_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+    task = commands.add_parser("task", help="run one task of the job",
+                               description="Run one task of the job against the current tables.")
+    task.add_argument("name", choices=JOB_ORDER, help="the task to run")
+    _add_settings_flags(task)
+    task.set_defaults(handler=cmd_task)
+
+    generate = commands.add_parser("generate", help="write synthetic landing data shaped like the UCI files",
+                                   description="Write synthetic transaction files (one CSV per day) with the "
+                                               "traps of the real data and planted customer behaviours.")
+    generate.add_argument("--out", default=".local/landing", help="output folder (default: .local/landing)")
+    size = generate.add_mutually_exclusive_group()
+    size.add_argument("--customers", type=_positive_int,
+                      help=f"number of customers (default: {SYNTHETIC_CUSTOMERS})")
+    size.add_argument("--lines", type=_positive_int, help="approximate number of lines to write")
+    generate.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    generate.set_defaults(handler=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (UserError, PipelineError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

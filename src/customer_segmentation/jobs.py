@@ -1,0 +1,72 @@
+"""The job: its tasks in order, each a function of (spark, settings), the same locally and on Databricks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from . import bronze
+from .console import say
+from .settings import Settings, on_databricks
+from .tables import row_count, table_exists
+
+TaskFunction = Callable[[SparkSession, Settings], dict[str, int]]
+TASKS: dict[str, TaskFunction] = {
+    "bronze": bronze.run,
+}
+JOB_ORDER = tuple(TASKS)
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    name: str
+    seconds: float
+    rows_written: dict[str, int]
+
+
+def run_task(spark: SparkSession, settings: Settings, name: str) -> TaskResult:
+    say(f"[{name}] started")
+    started = time.perf_counter()
+    rows_written = TASKS[name](spark, settings)
+    seconds = time.perf_counter() - started
+    written = ", ".join(f"{table} +{rows:,}" for table, rows in rows_written.items()) or "nothing written"
+    say(f"[{name}] done in {seconds:.1f} s ({written})")
+    return TaskResult(name, seconds, rows_written)
+
+
+def run_job(spark: SparkSession, settings: Settings, tasks: tuple[str, ...] = JOB_ORDER) -> list[TaskResult]:
+    return [run_task(spark, settings, name) for name in tasks]
+
+
+def table_summary(spark: SparkSession, settings: Settings) -> list[tuple[str, int]]:
+    """Every table of the job that exists, with its row count."""
+    return [(name, row_count(spark, name)) for name in settings.tables.all() if table_exists(spark, name)]
+
+
+def reset_local_state_if_source_changed(spark: SparkSession, settings: Settings) -> bool:
+    """Local only: the tables of a state folder belong to one landing folder.
+
+    When `make run SOURCE=...` points at a different folder than the one the local state was
+    built from, the derived tables and checkpoints are rebuilt from scratch (landing files are
+    never touched), so the tables always describe exactly the folder asked for.
+    """
+    if on_databricks():
+        return False
+    marker = Path(settings.state_root) / "landing.json"
+    landing = str(Path(settings.landing_path).resolve())
+    previous = json.loads(marker.read_text())["landing_path"] if marker.is_file() else None
+    changed = previous is not None and previous != landing
+    if changed:
+        say(f"note: local state was built from {previous}; rebuilding it from {landing}")
+        for schema in dict.fromkeys(settings.schemas):
+            spark.sql(f"DROP SCHEMA IF EXISTS `{settings.catalog}`.`{schema}` CASCADE")
+        shutil.rmtree(settings.checkpoints, ignore_errors=True)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"landing_path": landing}) + "\n")
+    return changed

@@ -1,0 +1,86 @@
+"""The Spark session: the active one on Databricks, a local Delta-enabled one elsewhere."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from .settings import on_databricks
+
+JARS_DIR_ENV = "CUSTOMER_SEGMENTATION_JARS_DIR"
+DELTA_CONFIGS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def get_spark(state_root: str | Path = ".local", verbose: bool = False) -> SparkSession:
+    """The running session if there is one (Databricks, tests), else a new local session."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if on_databricks():
+        return SparkSession.builder.getOrCreate()
+    return local_session(Path(state_root), verbose=verbose)
+
+
+def _delta_jars() -> list[str]:
+    """Delta jars fetched by `make` (see Makefile); empty if they are not there."""
+    jars_dir = os.environ.get(JARS_DIR_ENV)
+    if not jars_dir or not Path(jars_dir).is_dir():
+        return []
+    from importlib.metadata import version
+
+    delta_version = version("delta-spark")
+    wanted = [Path(jars_dir) / f"{name}-{delta_version}.jar" for name in ("delta-spark_2.13", "delta-storage")]
+    return [str(jar) for jar in wanted] if all(jar.is_file() for jar in wanted) else []
+
+
+def local_session(state_root: Path, verbose: bool = False) -> SparkSession:
+    """Local Spark with Delta; warehouse, metastore and logs all under `state_root`.
+
+    The Hive metastore (embedded Derby) makes tables persist between processes: a second
+    process sees the tables the first one created, at <state_root>/warehouse/<schema>.db/<table>.
+    """
+    state = state_root.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    log4j = Path(__file__).with_name("log4j2.properties")
+    java_options = " ".join([
+        f"-Dderby.system.home={state / 'metastore'}",
+        f"-Dlog4j.configurationFile=file:{log4j}",
+        f"-Dcustomer_segmentation.log.level={'warn' if verbose else 'error'}",
+    ])
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.appName("customer-segmentation")
+        .master(os.environ.get("CUSTOMER_SEGMENTATION_SPARK_MASTER", "local[*]"))
+        .config("spark.driver.memory", os.environ.get("CUSTOMER_SEGMENTATION_DRIVER_MEMORY", "3g"))
+        .config("spark.driver.extraJavaOptions", java_options)
+        .config("spark.sql.warehouse.dir", str(state / "warehouse"))
+        .config("spark.hadoop.javax.jdo.option.ConnectionURL",
+                f"jdbc:derby:;databaseName={state / 'metastore' / 'metastore_db'};create=true")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        # Small local machines: few shuffle partitions (AQE coalesces further) and a small
+        # Delta log replay keep short jobs short.
+        .config("spark.sql.shuffle.partitions", os.environ.get("CUSTOMER_SEGMENTATION_SHUFFLE_PARTITIONS", "8"))
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.sql.streaming.stopActiveRunOnRestart", "true")
+        .enableHiveSupport()
+    )
+    for key, value in DELTA_CONFIGS.items():
+        builder = builder.config(key, value)
+    jars = _delta_jars()
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    else:
+        from delta import configure_spark_with_delta_pip
+
+        builder = configure_spark_with_delta_pip(builder)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
+    return spark

@@ -1,0 +1,83 @@
+"""Small readers and writers that know table names and Delta options (the I/O edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import DataType
+
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: DataType
+    comment: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table's columns and the comments analysts see in the catalog."""
+
+    comment: str
+    columns: tuple[Column, ...]
+    partition_by: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ensure_schemas(spark: SparkSession, settings: Settings) -> None:
+    for schema in dict.fromkeys(settings.schemas):
+        # Identifiers were validated by Settings; backticks keep them identifiers.
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{settings.catalog}`.`{schema}`")
+
+
+def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> None:
+    # DDL rather than DeltaTableBuilder: the builder does not take three-level names.
+    columns = ",\n  ".join(
+        f"`{c.name}` {c.type.simpleString()}{'' if c.nullable else ' NOT NULL'} COMMENT {_sql_string(c.comment)}"
+        for c in spec.columns
+    )
+    partitioning = f" PARTITIONED BY ({', '.join(f'`{p}`' for p in spec.partition_by)})" if spec.partition_by else ""
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA{partitioning} "
+              f"COMMENT {_sql_string(spec.comment)}")
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """Select the spec's columns in order, cast to their declared types."""
+    return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in spec.columns])
+
+
+def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec) -> None:
+    """Replace a table's content in one Delta commit, keeping its definition and comments."""
+    create_table_if_missing(spark, name, spec)
+    conform(df, spec).writeTo(name).overwrite(F.lit(True))
+
+
+def set_comments(spark: SparkSession, name: str, spec: TableSpec) -> None:
+    """Bring the table and column comments of an existing table up to date with the spec."""
+    spark.sql(f"COMMENT ON TABLE {name} IS {_sql_string(spec.comment)}")
+    for column in spec.columns:
+        spark.sql(f"ALTER TABLE {name} ALTER COLUMN `{column.name}` COMMENT {_sql_string(column.comment)}")
+
+
+def table_exists(spark: SparkSession, name: str) -> bool:
+    return spark.catalog.tableExists(name)
+
+
+def row_count(spark: SparkSession, name: str) -> int:
+    return spark.table(name).count() if table_exists(spark, name) else 0
+
+
+def table_version(spark: SparkSession, name: str) -> int:
+    return spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]

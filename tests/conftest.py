@@ -1,0 +1,72 @@
+"""Shared fixtures: one local Spark session per test process, isolated schemas per test.
+
+Tests never touch the developer's `.local/`: the session's warehouse and metastore live in a
+temporary folder, and each test builds settings with its own schema names and checkpoints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "online-retail" / "by-day"
+
+os.environ.setdefault("CUSTOMER_SEGMENTATION_JARS_DIR", str(REPO / ".local" / "jars"))
+os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+_schema_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def session_state(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="session")
+def spark(session_state):
+    from customer_segmentation.spark import local_session
+
+    session = local_session(session_state)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def make_settings(tmp_path, session_state):
+    """Settings with fresh schemas and checkpoints; keyword arguments override fields."""
+    from customer_segmentation.settings import Settings
+
+    def build(**overrides):
+        prefix = f"t{next(_schema_counter)}"
+        values = dict(
+            bronze_schema=f"{prefix}_bronze", silver_schema=f"{prefix}_silver", gold_schema=f"{prefix}_gold",
+            state_root=str(session_state), checkpoint_root=str(tmp_path / f"{prefix}_checkpoints"),
+            landing_path=str(tmp_path / "landing" / "transactions"),
+            experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model",
+        )
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    # The real data is part of CI: a missing folder is a failure, not a skip.
+    assert REAL_DATA.is_dir(), f"real data folder {REAL_DATA} is missing"
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory) -> Path:
+    """A small generated dataset shared by tests that only read it."""
+    from customer_segmentation.generate import generate
+
+    out = tmp_path_factory.mktemp("synthetic")
+    generate(out, customers=300, seed=11)
+    return out

@@ -1,0 +1,94 @@
+"""How landing lines become bronze rows: splitting, headers by name, malformed lines, rescued data."""
+
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from customer_segmentation.landing import parse_lines
+from customer_segmentation.profiles import TRANSACTIONS, load_profile, parse_profile
+
+HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
+
+
+def bronze_rows(spark, files: dict[str, list[str]], profile=None):
+    lines = [(line, name) for name, content in files.items() for line in content]
+    df = spark.createDataFrame(lines, "value string, _source_file string").withColumn(
+        "_ingested_at", F.current_timestamp())
+    rows = parse_lines(df, profile or load_profile("uci"), TRANSACTIONS).orderBy("_source_file", "_raw_line")
+    return [r.asDict() for r in rows.collect()]
+
+
+def test_header_is_not_data_and_fields_map_by_name(spark):
+    rows = bronze_rows(spark, {"a.csv": [HEADER, "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"]})
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["invoice_no"], row["stock_code"], row["quantity"], row["customer_id"]) == ("536365", "85123A", "6", "17850.0")
+    assert row["line_amount"] is None and row["_malformed"] is None and row["_rescued_data"] is None
+    assert row["_raw_line"].startswith("536365,85123A") and row["_source_profile"] == "uci"
+
+
+def test_quoted_fields_keep_delimiters_and_doubled_quotes(spark):
+    line = '536381,82567,"AIRLINE LOUNGE,METAL SIGN",2,2010-12-01 09:41:00,2.1,15311.0,United Kingdom'
+    line2 = '536477,22041,"RECORD FRAME 7"" SINGLE SIZE ",48,2010-12-01 12:27:00,2.1,16210.0,United Kingdom'
+    rows = bronze_rows(spark, {"a.csv": [HEADER, line, line2]})
+    assert [r["description"] for r in rows] == ["AIRLINE LOUNGE,METAL SIGN", 'RECORD FRAME 7" SINGLE SIZE ']
+    assert all(r["_malformed"] is None for r in rows)
+
+
+def test_reordered_columns_are_found_by_header_name(spark):
+    header = "Country,CustomerID,UnitPrice,InvoiceDate,Quantity,Description,StockCode,InvoiceNo"
+    rows = bronze_rows(spark, {"b.csv": [header, "France,12345.0,1.5,2011-01-02 10:00:00,3,MUG,22222,540000"]})
+    assert (rows[0]["invoice_no"], rows[0]["country"], rows[0]["quantity"]) == ("540000", "France", "3")
+    assert rows[0]["_malformed"] is None
+
+
+def test_extra_column_is_rescued_not_lost(spark):
+    header = HEADER + ",Channel"
+    rows = bronze_rows(spark, {"c.csv": [header, "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom,web"]})
+    assert rows[0]["_malformed"] is None
+    assert json.loads(rows[0]["_rescued_data"]) == [{"column": "channel", "value": "web"}]
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0", "7 fields where the layout has 8"),
+    ("536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,UK,extra", "9 fields where the layout has 8"),
+    ('536365,85123A,"HEART,6,2010-12-01 08:26:00,2.55,17850.0,UK', "unbalanced quotes"),
+    ("536365,85123A,H\ufffdRT,6,2010-12-01 08:26:00,2.55,17850.0,UK", "not valid UTF-8 text"),
+])
+def test_malformed_lines_say_why(spark, line, reason):
+    rows = bronze_rows(spark, {"d.csv": [HEADER, line]})
+    assert rows[0]["_malformed"] == reason and rows[0]["_raw_line"] == line
+
+
+def test_surplus_fields_are_rescued(spark):
+    rows = bronze_rows(spark, {"d.csv": [HEADER, "1,2,3,4,5,6,7,8,surplus"]})
+    assert json.loads(rows[0]["_rescued_data"]) == [{"value": "surplus"}]  # no column name: beyond the layout
+
+
+def test_blank_lines_and_byte_order_mark_are_not_data(spark):
+    rows = bronze_rows(spark, {"e.csv": ["\ufeff" + HEADER, "", "  ", "1,2,3,4,5,6,7,8"]})
+    assert len(rows) == 1 and rows[0]["_malformed"] is None
+
+
+def test_file_without_header_is_read_by_declared_position(spark):
+    rows = bronze_rows(spark, {"f.csv": ["536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"]})
+    assert rows[0]["stock_code"] == "85123A" and rows[0]["country"] == "United Kingdom"
+
+
+def test_whitespace_delimiter_without_header(spark):
+    profile = parse_profile({"delimiter": "whitespace", "header": False,
+                             "columns": {"day": "invoice_date", "client": "customer_id", "qty": "quantity",
+                                         "total": "line_amount"}}, TRANSACTIONS, "ws.yaml")
+    rows = bronze_rows(spark, {"w.txt": ["  02/01/2011   C42 \t 3  19.50 ", '03/01/2011 "C 43" 1 5']}, profile)
+    assert [(r["invoice_date"], r["customer_id"], r["quantity"], r["line_amount"]) for r in rows] == [
+        ("02/01/2011", "C42", "3", "19.50"), ("03/01/2011", "C 43", "1", "5")]
+    assert all(r["_malformed"] is None for r in rows)
+
+
+def test_identical_lines_get_distinct_stable_ids(spark):
+    line = "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"
+    first = bronze_rows(spark, {"g.csv": [HEADER, line, line]})
+    again = bronze_rows(spark, {"g.csv": [HEADER, line, line]})
+    assert len({r["_line_id"] for r in first}) == 2
+    assert {r["_line_id"] for r in first} == {r["_line_id"] for r in again}
