@@ -70,3 +70,38 @@ def synthetic_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synthetic")
     generate(out, customers=300, seed=11)
     return out
+
+
+def _settings_for_job(tmp_path_factory, session_state, prefix: str, landing: Path, **overrides):
+    from customer_segmentation.settings import Settings
+
+    root = tmp_path_factory.mktemp(prefix)
+    return Settings(
+        bronze_schema=f"{prefix}_bronze", silver_schema=f"{prefix}_silver", gold_schema=f"{prefix}_gold",
+        state_root=str(session_state), checkpoint_root=str(root / "checkpoints"), landing_path=str(landing),
+        experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model", **overrides)
+
+
+@pytest.fixture(scope="session")
+def real_job(spark, real_data, tmp_path_factory, session_state):
+    """The whole job on the real data, landed as it would be: the first 100 days, then the rest."""
+    from customer_segmentation.jobs import run_job
+    from testkit import copy_files
+
+    landing = tmp_path_factory.mktemp("real_landing") / "transactions"
+    settings = _settings_for_job(tmp_path_factory, session_state, "real", landing)
+    files = sorted(real_data.glob("*.csv"))
+    copy_files(files[:100], landing)
+    first = run_job(spark, settings)
+    copy_files(files[100:], landing)
+    second = run_job(spark, settings)
+    return settings, first, second
+
+
+@pytest.fixture(scope="session")
+def synthetic_job(spark, synthetic_data, tmp_path_factory, session_state):
+    """The whole job on the small synthetic dataset."""
+    from customer_segmentation.jobs import run_job
+
+    settings = _settings_for_job(tmp_path_factory, session_state, "syn", synthetic_data / "transactions")
+    return settings, run_job(spark, settings)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from . import bronze
+from . import bronze, gold, silver
 from .console import say
 from .settings import Settings, on_databricks
 from .tables import row_count, table_exists
@@ -19,6 +20,8 @@ from .tables import row_count, table_exists
 TaskFunction = Callable[[SparkSession, Settings], dict[str, int]]
 TASKS: dict[str, TaskFunction] = {
     "bronze": bronze.run,
+    "silver": silver.run,
+    "gold_features": gold.run,
 }
 JOB_ORDER = tuple(TASKS)
 
@@ -31,6 +34,7 @@ class TaskResult:
 
 
 def run_task(spark: SparkSession, settings: Settings, name: str) -> TaskResult:
+    settings = with_run_id(settings)
     say(f"[{name}] started")
     started = time.perf_counter()
     rows_written = TASKS[name](spark, settings)
@@ -40,7 +44,12 @@ def run_task(spark: SparkSession, settings: Settings, name: str) -> TaskResult:
     return TaskResult(name, seconds, rows_written)
 
 
+def with_run_id(settings: Settings) -> Settings:
+    return settings if settings.run_id else settings.replace(run_id=uuid.uuid4().hex)
+
+
 def run_job(spark: SparkSession, settings: Settings, tasks: tuple[str, ...] = JOB_ORDER) -> list[TaskResult]:
+    settings = with_run_id(settings)
     return [run_task(spark, settings, name) for name in tasks]
 
 

@@ -63,6 +63,16 @@ def _parse_fraction(setting: str, text: str) -> float:
     return value
 
 
+def _parse_correlation(setting: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(setting, f"{text!r} is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(setting, f"{value} is outside the allowed range 0 < value <= 1")
+    return value
+
+
 def _parse_positive(setting: str, text: str) -> float:
     try:
         value = float(text)
@@ -145,14 +155,27 @@ PARAMS: tuple[Param, ...] = (
           "allowed: " + ", ".join(CLUSTERING_FEATURES), _parse_choices(CLUSTERING_FEATURES)),
     Param("min_segment_share", "0.03",
           "champion rule: the smallest segment must hold at least this share of customers", _parse_fraction),
+    Param("selection_tolerance", "0.02",
+          "champion rule: candidates within this much of the best silhouette count as tied, and the "
+          "lowest Davies-Bouldin among them wins", _parse_fraction),
+    Param("max_feature_correlation", "0.95",
+          "features more correlated than this with an earlier feature are dropped before training "
+          "(1 keeps all)", _parse_correlation),
+    Param("silhouette_sample_size", "2000",
+          "customers sampled for the Euclidean silhouette reported next to the exact squared one", _parse_int),
     Param("experiment_name", "customer_segmentation",
           "MLflow experiment (a workspace path such as /Shared/customer_segmentation on Databricks)"),
     Param("model_name", "customer_segmentation",
           "registered model name (catalog.schema.model in Unity Catalog)", _parse_model_name),
+    Param("currency", "GBP", "currency of the prices, shown in plots and the report"),
     Param("max_abs_quantity", "1000000",
           "order lines with a larger absolute quantity are quarantined as absurd", _parse_positive),
     Param("max_unit_price", "1000000",
           "order lines with a larger unit price are quarantined as absurd", _parse_positive),
+    Param("model_staging_path", "",
+          "folder Spark writes models through before MLflow logs them (default: <state_root>/mlflow/staging; "
+          "a /Volumes path on Databricks)"),
+    Param("run_id", "", "identifier of this job run, recorded with what it writes (default: generated)"),
 )
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
@@ -214,10 +237,16 @@ class Settings:
     algorithms: tuple[str, ...] = ALGORITHMS
     features: tuple[str, ...] = DEFAULT_FEATURES
     min_segment_share: float = 0.03
+    selection_tolerance: float = 0.02
+    max_feature_correlation: float = 0.95
+    silhouette_sample_size: int = 2000
     experiment_name: str = "customer_segmentation"
     model_name: str = "customer_segmentation"
+    currency: str = "GBP"
     max_abs_quantity: float = 1_000_000
     max_unit_price: float = 1_000_000
+    model_staging_path: str = ""
+    run_id: str = ""
     tables: TableNames = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -233,6 +262,8 @@ class Settings:
             raise ConfigError("landing_path", "is empty")
         if not self.features:
             raise ConfigError("features", "is empty")
+        if self.silhouette_sample_size < 10:
+            raise ConfigError("silhouette_sample_size", f"{self.silhouette_sample_size} is below 10")
         object.__setattr__(
             self, "tables",
             TableNames.build(self.catalog, self.bronze_schema, self.silver_schema, self.gold_schema),
@@ -280,6 +311,10 @@ class Settings:
     @property
     def mlflow_dir(self) -> Path:
         return Path(self.state_root).resolve() / "mlflow"
+
+    @property
+    def model_staging(self) -> str:
+        return self.model_staging_path or str(self.mlflow_dir / "staging")
 
     @property
     def report_dir(self) -> Path:

@@ -1,0 +1,92 @@
+"""The job on the real UCI transactions (../shared/data/online-retail/by-day)."""
+
+import math
+
+import pytest
+from pyspark.sql import functions as F
+
+pytestmark = pytest.mark.real_data
+
+
+def test_bronze_has_every_line_exactly_once(spark, real_job):
+    settings, first, second = real_job
+    bronze = spark.table(settings.tables.transactions_raw)
+    assert bronze.count() == 541_909
+    assert bronze.select("_source_file").distinct().count() == 305
+    assert bronze.select("_line_id").distinct().count() == 541_909
+    added_first = first[0].rows_written[settings.tables.transactions_raw]
+    added_second = second[0].rows_written[settings.tables.transactions_raw]
+    assert 0 < added_first < 541_909 and added_first + added_second == 541_909
+
+
+def test_reconciliation_is_exact(spark, real_job):
+    settings, *_ = real_job
+    tables = settings.tables
+    orders, quarantine = spark.table(tables.orders), spark.table(tables.orders_quarantine)
+    assert orders.count() + quarantine.count() == 541_909
+    ids = orders.select("_line_id").union(quarantine.select("_line_id"))
+    assert ids.distinct().count() == 541_909, "no line in both tables, none missing"
+
+
+def test_quarantine_reasons_match_the_known_traps(spark, real_job):
+    settings, *_ = real_job
+    reasons = {r["reject_reason"]: r["count"] for r in
+               spark.table(settings.tables.orders_quarantine).groupBy("reject_reason").count().collect()}
+    # 5,268 exact duplicates and 2,517 lines with a price <= 0 in the data; 5 lines are both.
+    assert reasons == {"duplicate_line": 5_263, "non_positive_price": 2_517}
+    log = spark.table(settings.tables.quality_log).collect()
+    assert sum(r["lines_in"] for r in log) == 541_909
+    totals = {}
+    for row in log:
+        assert row["lines_in"] == row["lines_out"] + row["lines_rejected"]
+        for reason, count in row["rejects_by_reason"].items():
+            totals[reason] = totals.get(reason, 0) + count
+    assert totals == reasons
+
+
+def test_silver_keeps_guests_and_flags_cancellations(spark, real_job):
+    settings, *_ = real_job
+    orders = spark.table(settings.tables.orders)
+    assert orders.where(~F.col("has_customer")).count() > 130_000
+    cancelled = orders.where(F.col("invoice_no").startswith("C"))
+    assert cancelled.where("is_cancellation").count() == cancelled.count()
+    quarantined = spark.table(settings.tables.orders_quarantine).where(F.col("invoice_no").startswith("C"))
+    assert cancelled.count() + quarantined.count() == 9_288
+    assert quarantined.where("reject_reason != 'duplicate_line'").count() == 0
+    assert orders.where("NOT is_product").select("stock_code").distinct().count() >= 10
+
+
+def test_features_one_row_per_customer_with_numbers_everywhere(spark, real_job):
+    settings, *_ = real_job
+    feats = spark.table(settings.tables.customer_features)
+    customers = spark.table(settings.tables.orders).where("customer_id IS NOT NULL").select("customer_id").distinct()
+    assert feats.count() == customers.count() == feats.select("customer_id").distinct().count()
+    numeric = [f.name for f in feats.schema.fields if f.dataType.typeName() in ("integer", "long", "double")]
+    for row in feats.select(*numeric).collect():
+        assert all(value is not None and not math.isnan(value) for value in row), row
+    assert feats.where("monetary <= 0").count() > 0, "customers with zero or negative net spend stay"
+    assert {r["as_of_date"].isoformat() for r in feats.select("as_of_date").distinct().collect()} == {"2011-12-10"}
+
+
+def test_bought_then_cancelled_nets_to_about_zero(spark, real_job):
+    settings, *_ = real_job
+    feats = {r["customer_id"]: r for r in spark.table(settings.tables.customer_features)
+             .where(F.col("customer_id").isin("12346", "16446")).collect()}
+    # 12346 bought 74,215 jars and cancelled them; 16446 did the same with 80,995 birds.
+    assert feats["12346"]["monetary"] == pytest.approx(0.0, abs=0.01)
+    assert feats["16446"]["monetary"] == pytest.approx(2.90, abs=0.01)
+    assert feats["16446"]["gross_revenue"] > 160_000
+
+
+def test_rfm_segments_and_insights(spark, real_job):
+    settings, *_ = real_job
+    tables = settings.tables
+    segments = spark.table(tables.rfm_segments)
+    assert segments.count() == spark.table(tables.customer_features).count()
+    assert segments.where("rfm_segment IS NULL").count() == 0
+    assert segments.select("rfm_segment").distinct().count() == 11
+    monthly = spark.table(tables.monthly_revenue).orderBy("month").collect()
+    assert len(monthly) == 13 and monthly[10]["net_revenue"] > monthly[1]["net_revenue"], "November peak"
+    concentration = {r["top_percent"]: r["share_of_net_revenue"] for r in spark.table(tables.revenue_concentration).collect()}
+    assert 0 < concentration[1] < concentration[5] < concentration[20] < 1
+    assert spark.table(tables.revenue_by_country).orderBy(F.desc("net_revenue")).first()["country"] == "United Kingdom"

@@ -1,0 +1,172 @@
+"""Cleaning rules and reject reasons of silver, on hand-made bronze lines."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from customer_segmentation.bronze import bronze_table_spec
+from customer_segmentation.profiles import TRANSACTIONS, load_profile, parse_profile
+from customer_segmentation.rules import cleaning_rules
+from customer_segmentation.settings import Settings
+from customer_segmentation.silver import classify, mark_duplicates, to_orders, to_quarantine
+
+GOOD = dict(invoice_no="536365", stock_code="85123A", description="WHITE HEART", quantity="6",
+            invoice_date="2010-12-01 08:26:00", unit_price="2.55", customer_id="17850.0", country="United Kingdom")
+INGESTED = dt.datetime(2011, 12, 31, 12, 0)
+
+
+def bronze_frame(spark, rows):
+    spec = bronze_table_spec(TRANSACTIONS)
+    records = []
+    for index, row in enumerate(rows):
+        values = {c.name: None for c in spec.columns}
+        values.update(_raw_line=f"line {index}", _source_file=row.pop("_source_file", "file:/landing/a.csv"),
+                      _source_profile="uci", _ingested_at=INGESTED, _line_id=row.pop("_line_id", f"id{index}"))
+        values.update(row)
+        records.append(tuple(values[c.name] for c in spec.columns))
+    return spark.createDataFrame(records, ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in spec.columns))
+
+
+def classified(spark, rows, profile=None, settings=None, existing=None):
+    bronze = bronze_frame(spark, [dict(r) for r in rows])
+    result = classify(bronze, profile or load_profile("uci"), settings or Settings(), cleaning_rules())
+    existing = existing if existing is not None else spark.createDataFrame(
+        [], "_content_hash string, _line_id string, _source_file string")
+    return mark_duplicates(result, existing)
+
+
+def reasons(spark, rows, **kwargs):
+    return [(r["reject_reason"], r["reject_detail"]) for r in
+            classified(spark, rows, **kwargs).orderBy("_line_id").collect()]
+
+
+def test_a_good_line_is_typed_and_normalised(spark):
+    orders = to_orders(classified(spark, [GOOD])).collect()
+    assert len(orders) == 1
+    line = orders[0]
+    assert line["invoice_no"] == "536365" and line["quantity"] == 6
+    assert line["unit_price"] == Decimal("2.5500") and line["line_amount"] == Decimal("15.3000")
+    assert line["invoice_timestamp"] == dt.datetime(2010, 12, 1, 8, 26)
+    assert line["invoice_date"] == dt.date(2010, 12, 1)
+    assert line["customer_id"] == "17850"
+    assert (line["is_cancellation"], line["is_product"], line["has_customer"]) == (False, True, True)
+    assert line["_line_id"] == "id0" and line["_source_file"] == "file:/landing/a.csv"
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("17850.0", "17850"), ("17850", "17850"), (" 17850.00 ", "17850"), ("", None), (None, None),
+    ("nan", None), ("NaN", None), ("None", None), ("n/a", None), ("NULL", None), ("C-42", "C-42"),
+])
+def test_customer_id_is_a_clean_string_or_null(spark, raw, clean):
+    line = to_orders(classified(spark, [{**GOOD, "customer_id": raw}])).first()
+    assert line["customer_id"] == clean
+    assert line["has_customer"] == (clean is not None)
+
+
+def test_lines_without_customer_are_valid_sales(spark):
+    assert reasons(spark, [{**GOOD, "customer_id": ""}]) == [(None, None)]
+
+
+@pytest.mark.parametrize("invoice, quantity, cancellation", [
+    ("C536379", "-1", True), ("536379", "-5", True), ("c536379", "-1", True), ("536379", "5", False)])
+def test_cancellations_and_returns_are_kept_and_flagged(spark, invoice, quantity, cancellation):
+    line = to_orders(classified(spark, [{**GOOD, "invoice_no": invoice, "quantity": quantity}])).first()
+    assert line["is_cancellation"] is cancellation
+    assert line["line_amount"] == Decimal(quantity) * Decimal("2.55")
+
+
+@pytest.mark.parametrize("code, product", [
+    ("POST", False), ("post", False), ("DOT", False), ("M", False), ("D", False), ("BANK CHARGES", False),
+    ("AMAZONFEE", False), ("CRUK", False), ("gift_0001_20", False), ("DCGSSBOY", False), ("C2", False),
+    ("S", False), ("85123A", True), ("22423", True), ("MUG", True),
+])
+def test_product_and_non_product_codes(spark, code, product):
+    line = to_orders(classified(spark, [{**GOOD, "stock_code": code}])).first()
+    assert line["is_product"] is product
+
+
+@pytest.mark.parametrize("change, reason, detail", [
+    ({"_malformed": "9 fields where the layout has 8"}, "malformed_line", "9 fields where the layout has 8"),
+    ({"invoice_no": " "}, "missing_value", "InvoiceNo is empty"),
+    ({"quantity": ""}, "missing_value", "Quantity is empty"),
+    ({"invoice_date": None}, "missing_value", "InvoiceDate is empty"),
+    ({"unit_price": ""}, "missing_value", "UnitPrice is empty"),
+    ({"quantity": "six"}, "invalid_quantity", 'Quantity ["six"] is not a whole number'),
+    ({"quantity": "2.5"}, "invalid_quantity", 'Quantity ["2.5"] is not a whole number'),
+    ({"unit_price": "abc"}, "invalid_price", 'UnitPrice ["abc"] is not a number'),
+    ({"invoice_date": "01.12.2010 08:26"}, "invalid_date", 'InvoiceDate ["01.12.2010 08:26"] does not match'),
+    ({"quantity": "0"}, "zero_quantity", "quantity is 0"),
+    ({"unit_price": "0"}, "non_positive_price", "unit price 0 on a sale"),
+    ({"unit_price": "0.0", "quantity": "-3"}, "non_positive_price", "unit price 0 on a return or stock adjustment"),
+    ({"unit_price": "-11062.06"}, "non_positive_price", "negative unit price -11062.06"),
+    ({"quantity": "1000000000"}, "absurd_quantity", "quantity 1000000000 is beyond the limit of 1,000,000"),
+    ({"unit_price": "5000000"}, "absurd_price", "unit price 5000000.0000 is beyond the limit"),
+    ({"invoice_date": "2099-01-01 10:00:00"}, "implausible_date", "invoice date 2099-01-01 is before 1990-01-01"),
+    ({"invoice_date": "1970-01-01 10:00:00"}, "implausible_date", "invoice date 1970-01-01"),
+])
+def test_each_reject_reason_with_a_specific_detail(spark, change, reason, detail):
+    [(got_reason, got_detail)] = reasons(spark, [{**GOOD, **change}])
+    assert got_reason == reason
+    assert detail in got_detail
+
+
+def test_first_applicable_reason_wins(spark):
+    [(reason, _)] = reasons(spark, [{**GOOD, "quantity": "0", "unit_price": "abc"}])
+    assert reason == "invalid_price"
+
+
+def test_exact_duplicates_in_a_batch_keep_the_first_line(spark):
+    rows = [{**GOOD, "_line_id": "a", "_source_file": "file:/l/2010-12-02.csv"},
+            {**GOOD, "_line_id": "b", "_source_file": "file:/l/2010-12-01.csv"},
+            {**GOOD, "_line_id": "c", "_source_file": "file:/l/2010-12-01.csv"},
+            {**GOOD, "quantity": "7", "_line_id": "d"}]
+    result = {r["_line_id"]: (r["reject_reason"], r["reject_detail"]) for r in classified(spark, rows).collect()}
+    assert result["b"] == (None, None) and result["d"] == (None, None)
+    assert result["a"] == ("duplicate_line", "exact duplicate of an earlier line in file:/l/2010-12-01.csv")
+    assert result["c"][0] == "duplicate_line"
+
+
+def test_duplicate_of_a_line_already_in_silver(spark):
+    first = classified(spark, [{**GOOD, "_line_id": "old"}])
+    existing = to_orders(first).select("_content_hash", "_line_id", "_source_file")
+    later = {r["_line_id"]: r["reject_reason"] for r in
+             classified(spark, [{**GOOD, "_line_id": "new"}], existing=existing).collect()}
+    assert later == {"new": "duplicate_line"}
+    # the same line replayed (same identity) is not a duplicate of itself
+    replay = classified(spark, [{**GOOD, "_line_id": "old"}], existing=existing).first()
+    assert replay["reject_reason"] is None
+
+
+def test_invalid_lines_are_not_deduplicated_against_valid_ones(spark):
+    rows = [{**GOOD, "quantity": "0", "_line_id": "a"}, {**GOOD, "quantity": "0", "_line_id": "b"}]
+    assert [r for r, _ in reasons(spark, rows)] == ["zero_quantity", "zero_quantity"]
+
+
+def test_every_line_lands_in_exactly_one_table_unchanged(spark):
+    rows = [GOOD, {**GOOD, "quantity": "x"}, {**GOOD, "unit_price": "0"}, GOOD]
+    marked = classified(spark, rows)
+    orders, quarantine = to_orders(marked), to_quarantine(marked)
+    assert orders.count() + quarantine.count() == 4
+    ids = [r["_line_id"] for r in orders.select("_line_id").collect()] + \
+          [r["_line_id"] for r in quarantine.select("_line_id").collect()]
+    assert sorted(ids) == ["id0", "id1", "id2", "id3"]
+    bronze_columns = [c.name for c in bronze_table_spec(TRANSACTIONS).columns]
+    assert quarantine.columns == bronze_columns + ["reject_reason", "reject_detail"]
+    quarantined = {r["_line_id"]: r for r in quarantine.collect()}
+    assert quarantined["id1"]["quantity"] == "x"  # kept exactly as it arrived
+
+
+def test_amount_layout_without_invoice_number(spark):
+    profile = parse_profile({"delimiter": ";", "timestamp_formats": ["dd/MM/yyyy HH:mm"],
+                             "columns": {"when": "invoice_date", "who": "customer_id", "qty": "quantity",
+                                         "total": "line_amount"}}, TRANSACTIONS, "shop.yaml")
+    rows = [dict(invoice_date="02/01/2011 10:15", customer_id="42", quantity="3", line_amount="19.50"),
+            dict(invoice_date="02/01/2011 16:00", customer_id="42", quantity="-1", line_amount="-6.50"),
+            dict(invoice_date="02/01/2011 16:00", customer_id="", quantity="2", line_amount="4")]
+    lines = to_orders(classified(spark, rows, profile=profile)).orderBy("line_amount").collect()
+    assert [(r["invoice_no"], r["unit_price"], r["line_amount"], r["is_cancellation"]) for r in lines] == [
+        ("42-20110102", Decimal("6.5000"), Decimal("-6.5000"), True),
+        ("guest-20110102", Decimal("2.0000"), Decimal("4.0000"), False),
+        ("42-20110102", Decimal("6.5000"), Decimal("19.5000"), False)]
+    assert all(r["stock_code"] is None and r["is_product"] and r["country"] == "Unknown" for r in lines)
