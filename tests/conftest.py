@@ -92,7 +92,7 @@ def real_job(spark, real_data, tmp_path_factory, session_state):
     settings = _settings_for_job(tmp_path_factory, session_state, "real", landing)
     files = sorted(real_data.glob("*.csv"))
     copy_files(files[:100], landing)
-    first = run_job(spark, settings)
+    first = run_job(spark, settings, ("bronze", "silver"))
     copy_files(files[100:], landing)
     second = run_job(spark, settings)
     return settings, first, second

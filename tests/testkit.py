@@ -8,7 +8,44 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
+
+from customer_segmentation import tracking
+
 REPO = Path(__file__).resolve().parents[1]
+
+FIGURES = {"elbow_wcss.png", "metrics_by_k.png", "segment_sizes.png", "segment_profile_heatmap.png",
+           "segment_box_plots.png", "segment_projection.png", "clustering_metrics.csv"}
+FOUR_METRICS = {"silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss"}
+
+
+def parent_and_children(settings):
+    tracking.configure(settings)
+    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list", order_by=["start_time DESC"])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    latest = parents[0]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == latest.info.run_id]
+    return parents, latest, children
+
+
+def check_tracking(settings, grid_size):
+    parents, parent, children = parent_and_children(settings)
+    assert len(children) == grid_size
+    trained = [r for r in children if "skipped_reason" not in r.data.tags]
+    assert trained and all(FOUR_METRICS <= set(r.data.metrics) for r in trained)
+    assert {(r.data.params["algorithm"], int(r.data.params["k"])) for r in children} == {
+        (a, k) for a in settings.algorithms for k in range(settings.k_min, settings.k_max + 1)}
+    for key in ("source", "as_of_date", "features", "k_min", "k_max", "algorithms", "seed", "feature_table_version"):
+        assert key in parent.data.params
+    figures = {a.path.split("/")[-1] for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "figures")}
+    assert FIGURES <= figures
+    child_artifacts = mlflow.MlflowClient().list_artifacts(trained[0].info.run_id)
+    assert any(a.path == "model" for a in child_artifacts), "each candidate keeps its fitted model"
+    version = mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, "champion")
+    assert version.run_id == parent.info.run_id
+    assert mlflow.MlflowClient().get_model_version(settings.model_name, version.version).status == "READY"
+    return parent, version
 
 
 def copy_files(files, destination: Path) -> None:

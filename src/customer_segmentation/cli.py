@@ -96,6 +96,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upload(args: argparse.Namespace) -> int:
+    from . import workspace
+
+    workspace.upload(workspace.client(args.profile), args.volume, args.folder)
+    return 0
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from . import workspace
+
+    succeeded = workspace.trigger(workspace.client(args.profile), args.target, poll_seconds=args.poll_seconds)
+    return 0 if succeeded else 1
+
+
+def cmd_check_bundle(args: argparse.Namespace) -> int:
+    from .bundle_check import check_bundle
+
+    problems = check_bundle(args.root, args.target)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not problems:
+        say(f"bundle at {Path(args.root).resolve()} is valid for target {args.target}")
+    return 1 if problems else 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -137,6 +162,31 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--lines", type=_positive_int, help="approximate number of lines to write")
     generate.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     generate.set_defaults(handler=cmd_generate)
+
+    upload = commands.add_parser("upload", help="copy landing files into a Unity Catalog volume (databricks-sdk)",
+                                 description="Upload every file of a local folder into a volume folder, "
+                                             "skipping files already there.")
+    upload.add_argument("--volume", required=True, metavar="PATH",
+                        help="volume folder, e.g. /Volumes/main/customer_segmentation_bronze/landing/transactions")
+    upload.add_argument("folder", help="local folder of landing files")
+    upload.add_argument("--profile", help="Databricks config profile (default: the SDK's default resolution)")
+    upload.set_defaults(handler=cmd_upload)
+
+    trigger = commands.add_parser("trigger", help="run the deployed job, wait, and report each task",
+                                  description="Find the job deployed by the bundle for a target, run it, wait for "
+                                              "it to finish and print each task's state and duration. Exits "
+                                              "non-zero if the run failed.")
+    trigger.add_argument("--target", default="dev", choices=("dev", "prod"), help="bundle target (default: dev)")
+    trigger.add_argument("--profile", help="Databricks config profile (default: the SDK's default resolution)")
+    trigger.add_argument("--poll-seconds", type=float, default=15.0, help="seconds between status checks (default: 15)")
+    trigger.set_defaults(handler=cmd_trigger)
+
+    check = commands.add_parser("check-bundle", help="validate databricks.yml and resources/*.yml offline",
+                                description="Check the bundle's job, schemas, volumes, experiment and model "
+                                            "definitions, task graph, notebooks, widgets and runtime, offline.")
+    check.add_argument("--target", default="dev", help="bundle target (default: dev)")
+    check.add_argument("--root", default=".", help="folder holding databricks.yml (default: .)")
+    check.set_defaults(handler=cmd_check_bundle)
     return parser
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from . import bronze, gold, silver
+from . import bronze, gold, publish, silver, training
 from .console import say
 from .settings import Settings, on_databricks
 from .tables import row_count, table_exists
@@ -22,6 +22,8 @@ TASKS: dict[str, TaskFunction] = {
     "bronze": bronze.run,
     "silver": silver.run,
     "gold_features": gold.run,
+    "train": training.run,
+    "publish": publish.run,
 }
 JOB_ORDER = tuple(TASKS)
 

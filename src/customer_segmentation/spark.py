@@ -27,10 +27,10 @@ def get_spark(state_root: str | Path = ".local", verbose: bool = False) -> Spark
     return local_session(Path(state_root), verbose=verbose)
 
 
-def _delta_jars() -> list[str]:
+def _delta_jars(state: Path) -> list[str]:
     """Delta jars fetched by `make` (see Makefile); empty if they are not there."""
-    jars_dir = os.environ.get(JARS_DIR_ENV)
-    if not jars_dir or not Path(jars_dir).is_dir():
+    jars_dir = os.environ.get(JARS_DIR_ENV) or str(state / "jars")
+    if not Path(jars_dir).is_dir():
         return []
     from importlib.metadata import version
 
@@ -74,7 +74,7 @@ def local_session(state_root: Path, verbose: bool = False) -> SparkSession:
     )
     for key, value in DELTA_CONFIGS.items():
         builder = builder.config(key, value)
-    jars = _delta_jars()
+    jars = _delta_jars(state)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
     else:

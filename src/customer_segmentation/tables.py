@@ -26,7 +26,6 @@ class TableSpec:
 
     comment: str
     columns: tuple[Column, ...]
-    partition_by: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -49,8 +48,7 @@ def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> 
         f"`{c.name}` {c.type.simpleString()}{'' if c.nullable else ' NOT NULL'} COMMENT {_sql_string(c.comment)}"
         for c in spec.columns
     )
-    partitioning = f" PARTITIONED BY ({', '.join(f'`{p}`' for p in spec.partition_by)})" if spec.partition_by else ""
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA{partitioning} "
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA "
               f"COMMENT {_sql_string(spec.comment)}")
 
 

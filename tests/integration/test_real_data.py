@@ -5,6 +5,8 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
+from testkit import check_tracking
+
 pytestmark = pytest.mark.real_data
 
 
@@ -90,3 +92,15 @@ def test_rfm_segments_and_insights(spark, real_job):
     concentration = {r["top_percent"]: r["share_of_net_revenue"] for r in spark.table(tables.revenue_concentration).collect()}
     assert 0 < concentration[1] < concentration[5] < concentration[20] < 1
     assert spark.table(tables.revenue_by_country).orderBy(F.desc("net_revenue")).first()["country"] == "United Kingdom"
+
+
+def test_models_are_tracked_registered_and_every_customer_segmented(spark, real_job):
+    settings, *_ = real_job
+    check_tracking(settings, len(settings.algorithms) * (settings.k_max - settings.k_min + 1))
+    tables = settings.tables
+    segments = spark.table(tables.customer_segments)
+    assert segments.count() == spark.table(tables.customer_features).count()
+    assert segments.select("customer_id").distinct().count() == segments.count()
+    assert segments.where("segment_name IS NULL").count() == 0
+    profiles = spark.table(tables.segment_profiles).toPandas()
+    assert profiles["segment_name"].is_unique and profiles["customers"].sum() == segments.count()

@@ -1,0 +1,164 @@
+"""Task `publish`: score every customer with the champion, name and profile the segments, keep history."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, DateType, DoubleType, IntegerType, LongType, StringType
+
+from . import profiling, tracking
+from .naming import SegmentName
+from .settings import CLUSTERING_FEATURES, Settings
+from .tables import Column as Col
+from .tables import TableSpec, create_table_if_missing, overwrite_tables, rows_in_last_commit
+
+_MODEL = (Col("model_name", StringType(), "Registered model that assigned the segment"),
+          Col("model_version", StringType(), "Version of the registered model"))
+_AS_OF = Col("as_of_date", DateType(), "Reference date of the features that were scored")
+
+CUSTOMER_SEGMENTS = TableSpec(
+    comment="The current segment of every customer in gold.customer_features, with what marketing should do.",
+    columns=(
+        Col("customer_id", StringType(), "Customer ID"),
+        Col("segment_id", IntegerType(), "Segment number assigned by the model"),
+        Col("segment_name", StringType(), "Marketing name of the segment, chosen from its profile"),
+        Col("recommended_action", StringType(), "What marketing is advised to do with this segment"),
+        Col("rfm_segment", StringType(), "Rule-based RFM segment of the customer, for comparison"),
+        *_MODEL,
+        Col("training_run_id", StringType(), "MLflow run that trained the model"),
+        _AS_OF,
+    ),
+)
+
+SEGMENT_PROFILES = TableSpec(
+    comment="One row per segment: size, revenue share, feature means and medians, dominant RFM segment, "
+            "top countries and the recommended action.",
+    columns=(
+        Col("segment_id", IntegerType(), "Segment number"),
+        Col("segment_name", StringType(), "Marketing name of the segment"),
+        Col("customers", LongType(), "Customers in the segment"),
+        Col("share_of_customers", DoubleType(), "Share of all customers (0-1)"),
+        Col("share_of_net_revenue", DoubleType(), "Share of all customers' net revenue (0-1)"),
+        *[Col(f"{stat}_{feature}", DoubleType(), f"{stat.capitalize()} {feature} of the segment's customers")
+          for feature in CLUSTERING_FEATURES for stat in ("mean", "median")],
+        Col("dominant_rfm_segment", StringType(), "Most common rule-based RFM segment among its customers"),
+        Col("dominant_rfm_share", DoubleType(), "Share of the segment's customers in that RFM segment"),
+        Col("top_countries", ArrayType(StringType()), "The three countries with most of its customers"),
+        Col("description", StringType(), "What characterises the segment, in plain words"),
+        Col("recommended_action", StringType(), "What marketing is advised to do with it"),
+        *_MODEL,
+        _AS_OF,
+    ),
+)
+
+SEGMENT_HISTORY = TableSpec(
+    comment="A snapshot of every customer's segment per as_of_date; publishing the same date again replaces "
+            "that snapshot in one commit.",
+    columns=(
+        Col("as_of_date", DateType(), "Reference date of the snapshot"),
+        Col("customer_id", StringType(), "Customer ID"),
+        Col("segment_id", IntegerType(), "Segment number"),
+        Col("segment_name", StringType(), "Marketing name of the segment"),
+        Col("rfm_segment", StringType(), "Rule-based RFM segment"),
+        *_MODEL,
+    ),
+)
+
+MIGRATION_COMMENT = ("Customers moving from each segment of the previous snapshot in segment_history to each "
+                     "segment of the latest one.")
+
+
+def segment_names_frame(spark: SparkSession, names: dict[int, SegmentName]) -> DataFrame:
+    return spark.createDataFrame([(s, n.name, n.action) for s, n in names.items()],
+                                 "segment_id int, segment_name string, recommended_action string")
+
+
+def profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName]) -> DataFrame:
+    """scored: customer features with segment_id; rfm: customer_id, rfm_segment."""
+    spark = scored.sparkSession
+    net = F.col("monetary").cast("decimal(24,4)")
+    totals = scored.agg(F.count("*").alias("n"), F.sum(net).alias("net")).first()
+    stats = scored.groupBy("segment_id").agg(
+        F.count("*").alias("customers"),
+        (F.count("*") / F.lit(totals["n"])).alias("share_of_customers"),
+        (F.sum(net).cast("double") / F.lit(float(totals["net"]) or 1.0)).alias("share_of_net_revenue"),
+        *[F.avg(f).alias(f"mean_{f}") for f in CLUSTERING_FEATURES],
+        *[F.percentile(f, 0.5).alias(f"median_{f}") for f in CLUSTERING_FEATURES],
+    )
+    by_rfm = (scored.select("customer_id", "segment_id").join(rfm, "customer_id")
+              .groupBy("segment_id", "rfm_segment").count())
+    rfm_rank = Window.partitionBy("segment_id").orderBy(F.desc("count"), "rfm_segment")
+    dominant = (by_rfm.withColumn("r", F.row_number().over(rfm_rank))
+                .withColumn("total", F.sum("count").over(Window.partitionBy("segment_id")))
+                .where("r = 1").select("segment_id", F.col("rfm_segment").alias("dominant_rfm_segment"),
+                                       (F.col("count") / F.col("total")).alias("dominant_rfm_share")))
+    country_rank = Window.partitionBy("segment_id").orderBy(F.desc("count"), "main_country")
+    countries = (scored.groupBy("segment_id", "main_country").count()
+                 .withColumn("r", F.row_number().over(country_rank)).where("r <= 3")
+                 .groupBy("segment_id").agg(F.sort_array(F.collect_list(F.struct("r", "main_country"))).alias("c"))
+                 .select("segment_id", F.col("c.main_country").alias("top_countries")))
+    rows = stats.join(dominant, "segment_id").join(countries, "segment_id").toPandas()
+    medians = ("recency_days", "frequency", "monetary", "avg_order_value")
+    rows["top_countries"] = rows["top_countries"].map(list)
+    rows["description"] = [profiling.naming.describe(names[int(r["segment_id"])].standing,
+                                                     {f: r[f"median_{f}"] for f in medians})
+                           for _, r in rows.iterrows()]
+    rows["segment_name"] = rows["segment_id"].map(lambda s: names[int(s)].name)
+    rows["recommended_action"] = rows["segment_id"].map(lambda s: names[int(s)].action)
+    return spark.createDataFrame(rows)
+
+
+def migration_view_sql(history: str, view: str) -> str:
+    # Table names are built from validated identifiers only.
+    return f"""
+CREATE OR REPLACE VIEW {view} COMMENT '{MIGRATION_COMMENT}' AS
+WITH snapshots AS (
+  SELECT as_of_date, dense_rank() OVER (ORDER BY as_of_date DESC) AS age
+  FROM (SELECT DISTINCT as_of_date FROM {history})
+),
+latest AS (SELECT h.* FROM {history} h JOIN snapshots s ON h.as_of_date = s.as_of_date AND s.age = 1),
+previous AS (SELECT h.* FROM {history} h JOIN snapshots s ON h.as_of_date = s.as_of_date AND s.age = 2)
+SELECT
+  (SELECT max(as_of_date) FROM snapshots WHERE age = 2) AS from_date,
+  (SELECT max(as_of_date) FROM snapshots WHERE age = 1) AS to_date,
+  coalesce(previous.segment_name, '(new customer)') AS from_segment,
+  coalesce(latest.segment_name, '(not scored)') AS to_segment,
+  count(*) AS customers
+FROM latest FULL OUTER JOIN previous ON latest.customer_id = previous.customer_id
+GROUP BY 3, 4
+"""
+
+
+def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    import mlflow
+
+    tables = settings.tables
+    tracking.configure(settings)
+    version = mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, tracking.CHAMPION_ALIAS)
+    model = mlflow.spark.load_model(tracking.champion_uri(settings), dfs_tmpdir=settings.model_staging)
+    features = spark.table(tables.customer_features)
+    scored = (model.transform(features).select(*features.columns, F.col("segment_id").cast("int"))
+              .cache())
+    try:
+        names = profiling.name_segments(scored)
+        as_of_date = features.select("as_of_date").first()[0]
+        rfm = spark.table(tables.rfm_segments).select("customer_id", "rfm_segment")
+        lineage = [F.lit(settings.model_name).alias("model_name"), F.lit(str(version.version)).alias("model_version")]
+        segments = (scored.select("customer_id", "segment_id", "as_of_date")
+                    .join(segment_names_frame(spark, names), "segment_id")
+                    .join(rfm, "customer_id", "left")
+                    .select("*", *lineage, F.lit(version.run_id).alias("training_run_id")))
+        written = overwrite_tables(spark, {
+            tables.customer_segments: (segments, CUSTOMER_SEGMENTS),
+            tables.segment_profiles: (profiles(scored, rfm, names).select("*", *lineage, F.lit(as_of_date).alias("as_of_date")),
+                                     SEGMENT_PROFILES),
+        })
+        create_table_if_missing(spark, tables.segment_history, SEGMENT_HISTORY)
+        history = spark.table(tables.customer_segments).select(*SEGMENT_HISTORY.names)
+        # One snapshot per as_of_date, replaced atomically: readers never see half of one.
+        history.writeTo(tables.segment_history).overwrite(F.col("as_of_date") == F.lit(as_of_date))
+        written[tables.segment_history] = rows_in_last_commit(spark, tables.segment_history)
+        spark.sql(migration_view_sql(tables.segment_history, tables.segment_migration))
+        return written
+    finally:
+        scored.unpersist()

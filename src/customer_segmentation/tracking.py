@@ -1,0 +1,54 @@
+"""MLflow wiring: the workspace and Unity Catalog on Databricks, a sqlite store under .local/ elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from .settings import Settings, on_databricks
+
+CHAMPION_ALIAS = "champion"
+
+
+def tracking_uri(settings: Settings) -> str:
+    return "databricks" if on_databricks() else f"sqlite:///{settings.mlflow_dir / 'mlflow.db'}"
+
+
+def ui_command(settings: Settings) -> str:
+    return f".venv/bin/mlflow ui --backend-store-uri {tracking_uri(settings)} --port 5000"
+
+
+def configure(settings: Settings):
+    """Point MLflow at the right stores and return the experiment id (created if missing)."""
+    os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+    import mlflow
+
+    for noisy in ("mlflow", "alembic", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    mlflow.set_tracking_uri(tracking_uri(settings))
+    if on_databricks():
+        mlflow.set_registry_uri("databricks-uc")
+    else:
+        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        mlflow.set_registry_uri(tracking_uri(settings))
+    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        artifact_location = None if on_databricks() else (settings.mlflow_dir / "artifacts").as_uri()
+        experiment_id = mlflow.create_experiment(settings.experiment_name, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    # Active experiment, so nested runs land next to their parent.
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def champion_uri(settings: Settings) -> str:
+    return f"models:/{settings.model_name}@{CHAMPION_ALIAS}"
+
+
+def download_run_artifacts(run_id: str, path: str, destination: Path) -> Path:
+    import mlflow
+
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(destination)))

@@ -1,0 +1,312 @@
+"""Task `train`: MLlib sweep over algorithms and k, exact metrics, MLflow tracking, champion model.
+
+The features are prepared once (signed log1p, assembled, standardised) and cached; every
+candidate clusters the same cached vectors. Each candidate is a nested MLflow run with its
+metrics and fitted model; the parent run holds the parameters, the figures, the metrics table
+and the champion, registered with the alias `champion`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.clustering import BisectingKMeans, GaussianMixture, KMeans
+from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
+from pyspark.ml.stat import Correlation
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import BooleanType, DateType, DoubleType, IntegerType, StringType
+
+from . import metrics, plots, profiling, tracking
+from .console import say
+from .errors import UserError
+from .selection import Candidate, SelectionRule
+from .settings import Settings
+from .tables import Column as Col
+from .tables import TableSpec, create_table_if_missing, table_version
+
+PARALLEL_FITS = 3
+METRIC_NAMES = ("silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss",
+                "smallest_segment_share", "largest_segment_share", "segments_found", "log_likelihood")
+
+CLUSTERING_METRICS = TableSpec(
+    comment="One row per (training run, algorithm, k): every clustering metric and whether it became the "
+            "champion. Holds the latest training for each as_of_date; MLflow keeps every run.",
+    columns=(
+        Col("as_of_date", DateType(), "Reference date of the features trained on"),
+        Col("mlflow_run_id", StringType(), "Parent MLflow run of the training"),
+        Col("candidate_run_id", StringType(), "Nested MLflow run of this candidate"),
+        Col("algorithm", StringType(), "kmeans, bisecting_kmeans or gaussian_mixture"),
+        Col("k", IntegerType(), "Number of segments asked for"),
+        Col("silhouette_sq_euclidean", DoubleType(), "Silhouette with squared Euclidean distance (Spark, exact); "
+                                                     "higher is better"),
+        Col("davies_bouldin", DoubleType(), "Davies-Bouldin index (exact, same definition as sklearn); lower is better"),
+        Col("calinski_harabasz", DoubleType(), "Calinski-Harabasz index (exact, as sklearn); higher is better"),
+        Col("wcss", DoubleType(), "Within-cluster sum of squared distances to segment means (standardised units)"),
+        Col("smallest_segment_share", DoubleType(), "Share of customers in the smallest segment"),
+        Col("largest_segment_share", DoubleType(), "Share of customers in the largest segment"),
+        Col("segments_found", IntegerType(), "Non-empty segments the model produced"),
+        Col("log_likelihood", DoubleType(), "Log-likelihood of the Gaussian mixture (null for other algorithms)"),
+        Col("skipped_reason", StringType(), "Why the candidate could not be trained (null when it was)"),
+        Col("is_champion", BooleanType(), "This candidate was chosen by the selection rule"),
+    ),
+)
+
+
+def signed_log1p_statement(features: list[str]) -> str:
+    # Feature names come from the validated settings list, never from free text.
+    transformed = ", ".join(f"signum(`{f}`) * ln(1 + abs(`{f}`)) AS `{f}__log`" for f in features)
+    return f"SELECT *, {transformed} FROM __THIS__"
+
+
+def preparation_pipeline(features: list[str]) -> Pipeline:
+    """Signed log1p (tames skew, safe for zero and negative values), assemble, standardise with mean."""
+    return Pipeline(stages=[
+        SQLTransformer(statement=signed_log1p_statement(features)),
+        VectorAssembler(inputCols=[f"{f}__log" for f in features], outputCol="raw_features"),
+        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
+    ])
+
+
+def select_features(df: DataFrame, features: list[str], max_correlation: float) -> tuple[list[str], dict[str, str]]:
+    """Drop features nearly duplicating an earlier one (|Pearson r| of the log features above the limit)."""
+    if max_correlation >= 1.0 or len(features) < 2:
+        return list(features), {}
+    assembled = Pipeline(stages=preparation_pipeline(features).getStages()[:2]).fit(df).transform(df)
+    matrix = Correlation.corr(assembled, "raw_features").first()[0].toArray()
+    kept, dropped = [], {}
+    for i, feature in enumerate(features):
+        twins = [(features[j], matrix[i, j]) for j in range(i) if features[j] in kept
+                 and not math.isnan(matrix[i, j]) and abs(matrix[i, j]) > max_correlation]
+        if twins:
+            dropped[feature] = f"correlation {twins[0][1]:.3f} with {twins[0][0]} (limit {max_correlation})"
+        else:
+            kept.append(feature)
+    return kept, dropped
+
+
+def estimator(algorithm: str, k: int, seed: int):
+    if algorithm == "kmeans":
+        return KMeans(k=k, seed=seed, featuresCol="features", predictionCol="segment_id", maxIter=50)
+    if algorithm == "bisecting_kmeans":
+        # Spark splits a cluster by nudging its centre in proportion to the centre's norm, and the
+        # centre of standardised data is the origin: it would never split. A constant extra
+        # coordinate moves the centre off the origin and changes no distance between customers.
+        return Pipeline(stages=[
+            SQLTransformer(statement="SELECT *, 1.0 AS bisecting_anchor FROM __THIS__"),
+            VectorAssembler(inputCols=["features", "bisecting_anchor"], outputCol="bisecting_features"),
+            BisectingKMeans(k=k, seed=seed, featuresCol="bisecting_features", predictionCol="segment_id",
+                            maxIter=30, minDivisibleClusterSize=1.0),
+        ])
+    return GaussianMixture(k=k, seed=seed, featuresCol="features", predictionCol="segment_id",
+                           probabilityCol="segment_probability", maxIter=100, tol=1e-4)
+
+
+def _signature(df: DataFrame, features: list[str]):
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    types = {"integer": "integer", "long": "long", "double": "double"}
+    inputs = [ColSpec(types[df.schema[f].dataType.typeName()], f) for f in features]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("integer", "segment_id")]))
+
+
+def _save_native_model(model, staging: str) -> str:
+    """Save a fitted Spark model in MLlib's own format; returns the folder."""
+    target = f"{staging.rstrip('/')}/model-{uuid.uuid4().hex}"
+    model.write().overwrite().save(target)
+    return target
+
+
+@dataclass
+class Fitted:
+    candidate: Candidate
+    model: object | None
+    saved_at: str | None
+
+
+def fit_and_measure(prepared: DataFrame, algorithm: str, k: int, customers: int, dimensions: int,
+                    settings: Settings) -> Fitted:
+    """Fit one candidate and measure it; a candidate that cannot be fitted is skipped, not fatal."""
+    if customers < k:
+        return Fitted(Candidate(algorithm, k, {}, f"only {customers} customers, fewer than k={k}"), None, None)
+    try:
+        model = estimator(algorithm, k, settings.seed).fit(prepared)
+        values = metrics.cluster_metrics(model.transform(prepared), dimensions, prediction_col="segment_id")
+        if algorithm == "gaussian_mixture":
+            values["log_likelihood"] = float(model.summary.logLikelihood)
+    except Exception as error:
+        return Fitted(Candidate(algorithm, k, {}, f"fit failed: {str(error).strip().splitlines()[0][:300]}"),
+                      None, None)
+    if values["segments_found"] < 2:
+        return Fitted(Candidate(algorithm, k, values, f"found only {int(values['segments_found'])} distinct segment(s)"),
+                      None, None)
+    return Fitted(Candidate(algorithm, k, values), model, _save_native_model(model, settings.model_staging))
+
+
+def fit_candidates(prepared: DataFrame, customers: int, dimensions: int, settings: Settings):
+    """Fit every (algorithm, k) and log each as a nested MLflow run; returns candidates, models, run ids.
+
+    Candidates are fitted a few at a time: on small data each Spark job is mostly scheduling
+    latency, which overlaps well. Logging to MLflow stays in this thread, in grid order.
+    """
+    import mlflow
+
+    grid = [(a, k) for a in settings.algorithms for k in range(settings.k_min, settings.k_max + 1)]
+    done = iter(range(1, len(grid) + 1))
+
+    def work(cell):
+        fitted = fit_and_measure(prepared, *cell, customers, dimensions, settings)
+        c = fitted.candidate
+        outcome = (f"skipped: {c.skipped_reason}" if c.skipped_reason else
+                   f"silhouette {c.metrics['silhouette_sq_euclidean']:.3f}, Davies-Bouldin "
+                   f"{c.metrics['davies_bouldin']:.3f}, smallest segment {c.metrics['smallest_segment_share']:.1%}")
+        say(f"[train] candidate {next(done)} of {len(grid)} done: {c.label}: {outcome}")
+        return fitted
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_FITS) as pool:
+        results = list(pool.map(work, grid))
+    run_ids = []
+    for fitted in results:
+        c = fitted.candidate
+        with mlflow.start_run(run_name=c.label, nested=True) as run:
+            mlflow.log_params({"algorithm": c.algorithm, "k": c.k, "seed": settings.seed})
+            mlflow.log_metrics({m: v for m, v in c.metrics.items() if not math.isnan(v)})
+            if c.skipped_reason:
+                mlflow.set_tag("skipped_reason", c.skipped_reason)
+            else:
+                mlflow.log_artifacts(fitted.saved_at, "model")
+                shutil.rmtree(fitted.saved_at, ignore_errors=True)
+            run_ids.append(run.info.run_id)
+    return [f.candidate for f in results], [f.model for f in results], run_ids
+
+
+def metrics_frame(candidates: list[Candidate], run_ids: list[str], champion: int | None) -> pd.DataFrame:
+    rows = []
+    for index, (candidate, run_id) in enumerate(zip(candidates, run_ids)):
+        row = {"candidate_run_id": run_id, "algorithm": candidate.algorithm, "k": candidate.k}
+        row.update({m: candidate.metrics.get(m) for m in METRIC_NAMES})
+        row["skipped_reason"] = candidate.skipped_reason
+        row["is_champion"] = index == champion
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_metrics_table(spark: SparkSession, settings: Settings, frame: pd.DataFrame, parent_run_id: str,
+                        as_of_date) -> int:
+    table = settings.tables.clustering_metrics
+    create_table_if_missing(spark, table, CLUSTERING_METRICS)
+    records = frame.assign(as_of_date=as_of_date, mlflow_run_id=parent_run_id)
+    records["segments_found"] = records["segments_found"].map(lambda v: None if pd.isna(v) else int(v))
+    schema = ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in CLUSTERING_METRICS.columns)
+    rows = [tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in record)
+            for record in records[CLUSTERING_METRICS.names].itertuples(index=False)]
+    df = spark.createDataFrame(rows, schema)
+    # One training per as_of_date in the table: a rerun replaces it in one commit.
+    df.writeTo(table).overwrite(F.col("as_of_date") == F.lit(as_of_date))
+    return len(rows)
+
+
+def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    import mlflow
+
+    tables = settings.tables
+    feature_table = spark.table(tables.customer_features)
+    customers = feature_table.count()
+    if customers == 0:
+        raise UserError(f"{tables.customer_features} is empty: there are no customers to segment")
+    as_of_date = feature_table.select("as_of_date").first()[0]
+    experiment_id = tracking.configure(settings)
+    kept, dropped = select_features(feature_table, list(settings.features), settings.max_feature_correlation)
+    for feature, why in dropped.items():
+        say(f"[train] feature {feature} dropped: {why}")
+    preparation = preparation_pipeline(kept).fit(feature_table)
+    # Sorted, so the same customers give the same partitions and the same seeded fits on every run.
+    prepared = preparation.transform(feature_table).select("customer_id", "features").orderBy("customer_id").cache()
+    prepared.count()
+    rule = SelectionRule(settings.min_segment_share, settings.selection_tolerance)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"segmentation as of {as_of_date}") as parent:
+            mlflow.log_params({
+                "source": settings.landing_path, "source_profile": settings.source_profile,
+                "as_of_date": str(as_of_date), "features": ",".join(kept),
+                "features_dropped": ",".join(dropped) or "none", "k_min": settings.k_min, "k_max": settings.k_max,
+                "algorithms": ",".join(settings.algorithms), "seed": settings.seed, "customers": customers,
+                "feature_table": tables.customer_features,
+                "feature_table_version": table_version(spark, tables.customer_features),
+                "selection_rule": rule.describe()[:6000], "job_run_id": settings.run_id,
+            })
+            mlflow.log_dict({"kept": kept, "dropped": dropped}, "feature_selection.json")
+            candidates, models, run_ids = fit_candidates(prepared, customers, len(kept), settings)
+            champion, reason = rule.choose(candidates, settings.algorithms)
+            frame = metrics_frame(candidates, run_ids, champion)
+            _log_sweep_artifacts(frame)
+            if champion is None:
+                mlflow.set_tag("champion", "none")
+                raise UserError(f"no segmentation possible: {reason}")
+            say(f"[train] champion: {reason}")
+            mlflow.set_tags({"champion": candidates[champion].label, "selection_reason": reason[:5000]})
+            mlflow.log_text(f"{rule.describe()}\n\nChosen: {reason}\n", "selection.txt")
+            version = _log_champion(spark, settings, feature_table, kept, preparation, models[champion],
+                                    prepared, candidates[champion])
+            mlflow.set_tag("registered_model_version", version)
+            rows = write_metrics_table(spark, settings, frame, parent.info.run_id, as_of_date)
+    finally:
+        prepared.unpersist()
+    return {tables.clustering_metrics: rows}
+
+
+def _log_sweep_artifacts(frame: pd.DataFrame) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        frame.to_csv(out / "clustering_metrics.csv", index=False)
+        plots.elbow(frame, out / "elbow_wcss.png")
+        plots.metrics_by_k(frame, out / "metrics_by_k.png")
+        mlflow.log_artifacts(tmp, "figures")
+
+
+def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFrame, features: list[str],
+                  preparation: PipelineModel, model, prepared: DataFrame, candidate: Candidate) -> str:
+    """Figures of the champion's segments, the model with its signature, registration and alias."""
+    import mlflow
+    import pyspark
+
+    pipeline = PipelineModel(stages=preparation.stages + [model])
+    assignments = model.transform(prepared).select("customer_id", "segment_id")
+    scored = feature_table.join(assignments, "customer_id").cache()
+    try:
+        names = profiling.name_segments(scored)
+        mlflow.log_dict({str(s): {"name": n.name, "action": n.action, "standing": n.standing}
+                         for s, n in sorted(names.items())}, "segment_names.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            profiling.draw_champion_figures(
+                scored, model.transform(prepared), names, features, Path(tmp), settings.seed, settings.currency,
+                f"Champion {candidate.label}: customers per segment")
+            mlflow.log_artifacts(tmp, "figures")
+        sample_value, sample_size = metrics.silhouette_euclidean_sample(
+            model.transform(prepared), settings.silhouette_sample_size, settings.seed, prediction_col="segment_id")
+        mlflow.log_metrics({"silhouette_euclidean_sample": sample_value, "silhouette_sample_size": sample_size}
+                           if not math.isnan(sample_value) else {"silhouette_sample_size": sample_size})
+        mlflow.log_metrics({f"champion_{m}": v for m, v in candidate.metrics.items() if not math.isnan(v)})
+    finally:
+        scored.unpersist()
+    info = mlflow.spark.log_model(
+        pipeline, "model", signature=_signature(feature_table, features),
+        dfs_tmpdir=settings.model_staging, pip_requirements=[f"pyspark=={pyspark.__version__}"],
+    )
+    registered = mlflow.register_model(info.model_uri, settings.model_name)
+    mlflow.MlflowClient().set_registered_model_alias(settings.model_name, tracking.CHAMPION_ALIAS,
+                                                     registered.version)
+    say(f"[train] registered {settings.model_name} version {registered.version} as @{tracking.CHAMPION_ALIAS}")
+    return str(registered.version)

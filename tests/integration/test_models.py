@@ -1,0 +1,48 @@
+"""Training and publishing on synthetic data: MLflow runs, the registered champion, segments, history."""
+
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from customer_segmentation.settings import ALGORITHMS
+from testkit import check_tracking
+
+def test_one_parent_run_with_a_nested_run_per_candidate(synthetic_job):
+    settings, _ = synthetic_job
+    parent, version = check_tracking(settings, len(ALGORITHMS) * 9)
+    assert parent.data.tags["champion"] in {f"{a} k={k}" for a in ALGORITHMS for k in range(2, 11)}
+    assert "silhouette_euclidean_sample" in parent.data.metrics and "silhouette_sample_size" in parent.data.metrics
+
+
+def test_clustering_metrics_table(spark, synthetic_job):
+    settings, _ = synthetic_job
+    table = spark.table(settings.tables.clustering_metrics).toPandas()
+    assert len(table) == 27 and table["is_champion"].sum() == 1
+    trained = table[table["skipped_reason"].isna()]
+    assert trained[["silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss"]].notna().all().all()
+
+
+def test_every_customer_gets_exactly_one_named_segment(spark, synthetic_job):
+    settings, _ = synthetic_job
+    tables = settings.tables
+    segments = spark.table(tables.customer_segments)
+    assert segments.count() == spark.table(tables.customer_features).count()
+    assert segments.select("customer_id").distinct().count() == segments.count()
+    assert segments.where("segment_name IS NULL OR recommended_action IS NULL OR rfm_segment IS NULL").count() == 0
+    profiles = spark.table(tables.segment_profiles).toPandas()
+    assert profiles["segment_name"].is_unique
+    assert profiles["customers"].sum() == segments.count()
+    assert profiles["share_of_customers"].sum() == pytest.approx(1.0)
+    assert profiles["share_of_net_revenue"].sum() == pytest.approx(1.0)
+    assert profiles["description"].str.startswith("Customers who").all()
+
+
+def test_planted_behaviours_are_recovered(spark, synthetic_job, synthetic_data):
+    settings, _ = synthetic_job
+    planted = pd.read_csv(synthetic_data / "planted_segments.csv", dtype=str)
+    found = spark.table(settings.tables.customer_segments).select("customer_id", "segment_name").toPandas()
+    joined = found.merge(planted, on="customer_id")
+    assert len(joined) == len(found)
+    score = adjusted_rand_score(joined["planted_behaviour"], joined["segment_name"])
+    print(f"adjusted Rand index of the champion against the planted behaviours: {score:.3f}")
+    assert score >= 0.6

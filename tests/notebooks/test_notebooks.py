@@ -1,0 +1,70 @@
+"""The Databricks notebooks, run here as plain Python scripts against local Spark."""
+
+import json
+import runpy
+from pathlib import Path
+
+import pytest
+
+from customer_segmentation.notebook import LocalWidgets
+from testkit import REPO
+
+NOTEBOOKS = REPO / "notebooks"
+TASK_NOTEBOOKS = sorted(NOTEBOOKS.glob("0*.py"))
+TEST_NOTEBOOKS = sorted((NOTEBOOKS / "tests").glob("test_*.py"))
+
+
+@pytest.fixture
+def widgets(monkeypatch, session_state):
+    """Widget values for the local stand-in, as environment variables."""
+    monkeypatch.setenv("CUSTOMER_SEGMENTATION_STATE_ROOT", str(session_state))
+
+    def set_values(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(f"CUSTOMER_SEGMENTATION_{name.upper()}", str(value))
+
+    return set_values
+
+
+def test_task_notebooks_run_as_scripts_in_job_order(spark, widgets, synthetic_data, tmp_path, capsys):
+    assert [p.stem for p in TASK_NOTEBOOKS] == ["01_bronze", "02_silver", "03_gold_features", "04_train", "05_publish"]
+    widgets(bronze_schema="nb_bronze", silver_schema="nb_silver", gold_schema="nb_gold",
+            landing_path=synthetic_data / "transactions", checkpoint_root=tmp_path / "checkpoints",
+            experiment_name="nb_experiment", model_name="nb_model", k_max=4, algorithms="kmeans,gaussian_mixture",
+            run_id="notebook-test")
+    for path in TASK_NOTEBOOKS:
+        namespace = runpy.run_path(str(path), run_name="__main__")
+        assert namespace["result"].name == path.stem[3:]
+    out = capsys.readouterr().out
+    for task in ("bronze", "silver", "gold_features", "train", "publish"):
+        assert f"[{task}] done" in out
+    assert "segment_name" in out, "the publish notebook ends by displaying the segment profiles"
+    segments = spark.table("spark_catalog.nb_gold.customer_segments")
+    assert segments.count() == spark.table("spark_catalog.nb_gold.customer_features").count()
+    manifest = json.loads((synthetic_data / "manifest.json").read_text())
+    assert spark.table("spark_catalog.nb_bronze.transactions_raw").count() == manifest["lines"]
+    # The analysts' notebook reads only gold tables.
+    exploration = NOTEBOOKS / "exploration.py"
+    assert "transactions_raw" not in exploration.read_text() and "tables.orders" not in exploration.read_text()
+    runpy.run_path(str(exploration), run_name="__main__")
+    assert "recommended_action" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", TEST_NOTEBOOKS, ids=lambda p: p.stem)
+def test_nutter_fixture_passes(spark, widgets, tmp_path, path):
+    widgets(scratch_path=tmp_path)
+    namespace = runpy.run_path(str(path), run_name="__main__")
+    results = namespace["result"].test_results
+    assert results.results, f"{path.name} ran no test case"
+    failures = [f"{r.test_name}: {r.exception!r}" for r in results.results if not r.passed]
+    assert not failures, "\n".join(failures)
+
+
+def test_local_widgets_read_environment_then_default(monkeypatch):
+    widgets = LocalWidgets()
+    widgets.text("k_max", "10")
+    assert widgets.get("k_max") == "10"
+    monkeypatch.setenv("CUSTOMER_SEGMENTATION_K_MAX", "6")
+    assert widgets.get("k_max") == "6"
+    with pytest.raises(ValueError, match="not declared"):
+        widgets.get("k_min")
