@@ -103,5 +103,6 @@ def synthetic_job(spark, synthetic_data, tmp_path_factory, session_state):
     """The whole job on the small synthetic dataset."""
     from customer_segmentation.jobs import run_job
 
-    settings = _settings_for_job(tmp_path_factory, session_state, "syn", synthetic_data / "transactions")
+    # k up to 6 keeps the suite short and still brackets the five planted behaviours.
+    settings = _settings_for_job(tmp_path_factory, session_state, "syn", synthetic_data / "transactions", k_max=6)
     return settings, run_job(spark, settings)

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import re
 from pathlib import Path
 
 import mlflow
@@ -67,3 +68,44 @@ def settings_flags(settings) -> list[str]:
     for name, value in settings.to_params().items():
         flags += [f"--{name.replace('_', '-')}", value]
     return flags
+
+
+# Comparing table contents across runs, lineage columns set aside.
+LINEAGE = {"_ingested_at", "processed_at", "run_id", "model_name", "model_version", "training_run_id", "mlflow_run_id",
+           "candidate_run_id", "_line_id", "batch_id"}
+# Contents per table; quality_log is per micro-batch, so only its totals are compared.
+SKIP = {"quality_log", "segment_migration"}
+HISTORY = {"clustering_metrics", "segment_history"}
+
+
+def _normalise(value, landing_dirs):
+    if isinstance(value, float):
+        return float(f"{value:.9g}")
+    if isinstance(value, str):
+        for folder in landing_dirs:
+            value = value.replace(folder, "<landing>")
+        return re.sub(r"file:/+", "file:/", value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalise(v, landing_dirs) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _normalise(v, landing_dirs)) for k, v in value.items()))
+    return value
+
+
+def snapshot(read_table, table_names: dict[str, str], landing_dirs: list[str]) -> dict:
+    """read_table(name) -> DataFrame; table_names: short name -> name to read."""
+    result = {}
+    for short, name in table_names.items():
+        if short in SKIP:
+            continue
+        df = read_table(name)
+        if short in HISTORY:  # compare the snapshot of the latest reference date
+            df = df.where(df["as_of_date"] == df.agg({"as_of_date": "max"}).first()[0])
+        keep = [c for c in df.columns if c not in LINEAGE]
+        result[short] = sorted(tuple(_normalise(v, landing_dirs) for v in row) for row in df.select(*keep).collect())
+    return result
+
+
+def quality_totals(df) -> tuple[int, int, int]:
+    rows = df.collect()
+    return tuple(sum(r[c] for r in rows) for c in ("lines_in", "lines_out", "lines_rejected"))

@@ -38,7 +38,7 @@ class TrainFixture(NutterFixture):
 
     def assertion_train(self):
         metrics = spark.table(self.scratch.settings.tables.clustering_metrics)
-        assert metrics.count() == 6  # kmeans and bisecting_kmeans, k = 2..4
+        assert metrics.count() == 2  # kmeans, k = 2..3
         assert metrics.where("is_champion").count() == 1
 
     def after_all(self):

@@ -75,7 +75,9 @@ def read_landing_stream(spark: SparkSession, path: str, profile: SourceProfile, 
                   .option("cloudFiles.schemaLocation", schema_location)
                   .option("cloudFiles.maxFilesPerTrigger", MAX_FILES_PER_BATCH))
     else:
-        reader = spark.readStream.format("text").option("maxFilesPerTrigger", MAX_FILES_PER_BATCH)
+        # Files in sub-folders are data too (Auto Loader reads them as well).
+        reader = (spark.readStream.format("text").option("maxFilesPerTrigger", MAX_FILES_PER_BATCH)
+                  .option("recursiveFileLookup", "true"))
     if profile.file_glob:
         reader = reader.option("pathGlobFilter", profile.file_glob)
     return reader.load(path).select("value", F.col("_metadata.file_path").alias("_source_file"))
@@ -115,5 +117,5 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     profile = load_profile(settings.source_profile, TRANSACTIONS)
     ensure_schemas(spark, settings)
     added = ingest(spark, settings.landing_path, profile, TRANSACTIONS,
-                   settings.tables.transactions_raw, settings.checkpoint("bronze_transactions"))
+                   settings.tables.transactions_raw, settings.checkpoint(settings.tables.transactions_raw))
     return {settings.tables.transactions_raw: added}

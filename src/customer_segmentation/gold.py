@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pyspark.sql import SparkSession
 
-from . import features, insights
+from . import __version__, features, insights
+from .console import say
 from .errors import SourceError
-from .rules import rfm_rules
+from .rules import CONFIG_DIR, rfm_rules
 from .settings import Settings
-from .tables import ensure_schemas, overwrite_tables
+from .tables import ensure_schemas, get_property, overwrite_tables, set_property, table_exists, table_version
+
+BUILT_FROM = "customer_segmentation.built_from"
 
 
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
@@ -20,6 +25,10 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                           f"(see {tables.orders_quarantine} for why lines were rejected)")
     features.check_as_of_date(orders, as_of_date)
     ensure_schemas(spark, settings)
+    built_from = _inputs(spark, settings, as_of_date)
+    if _built_from(spark, settings) == built_from:
+        say(f"[gold_features] inputs unchanged since the last build ({built_from}): tables kept as they are")
+        return {}
     customer_features = features.customer_features(orders, as_of_date).persist()
     try:
         outputs = {
@@ -38,6 +47,26 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             tables.revenue_concentration: (insights.revenue_concentration(customer_features, as_of_date),
                                            insights.SPECS["revenue_concentration"]),
         }
-        return overwrite_tables(spark, outputs)
+        written = overwrite_tables(spark, outputs)
+        # Recorded last: a build interrupted before this line is redone in full next time.
+        set_property(spark, tables.customer_features, BUILT_FROM, built_from)
+        return written
     finally:
         customer_features.unpersist()
+
+
+def _inputs(spark: SparkSession, settings: Settings, as_of_date) -> str:
+    """What the gold tables are a function of: silver's version, the date, the rules and the code."""
+    rules = hashlib.sha256(b"".join((CONFIG_DIR / f).read_bytes() for f in ("cleaning.yaml", "rfm_segments.yaml")))
+    return (f"orders v{table_version(spark, settings.tables.orders)}, as of {as_of_date}, "
+            f"rules {rules.hexdigest()[:12]}, code {__version__}")
+
+
+def _built_from(spark: SparkSession, settings: Settings) -> str | None:
+    tables = settings.tables
+    outputs = (tables.customer_features, tables.rfm_segments, tables.monthly_revenue, tables.revenue_by_weekday,
+               tables.revenue_by_country, tables.top_products, tables.top_customers, tables.lost_customers_monthly,
+               tables.revenue_concentration)
+    if not all(table_exists(spark, name) for name in outputs):
+        return None
+    return get_property(spark, tables.customer_features, BUILT_FROM)

@@ -52,7 +52,22 @@ def with_run_id(settings: Settings) -> Settings:
 
 def run_job(spark: SparkSession, settings: Settings, tasks: tuple[str, ...] = JOB_ORDER) -> list[TaskResult]:
     settings = with_run_id(settings)
+    if "gold_features" in tasks:
+        check_as_of_date_before_any_write(spark, settings)
     return [run_task(spark, settings, name) for name in tasks]
+
+
+def check_as_of_date_before_any_write(spark: SparkSession, settings: Settings) -> None:
+    """A reference date before all data is refused before bronze or silver change anything."""
+    if settings.as_of_date is None:
+        return
+    from .features import check_as_of_date
+
+    if table_exists(spark, settings.tables.orders) and row_count(spark, settings.tables.orders):
+        check_as_of_date(spark.table(settings.tables.orders), settings.as_of_date)
+        return
+    bronze.check_landing_folder(settings.landing_path)
+    check_as_of_date(silver.preview_orders(spark, settings), settings.as_of_date)
 
 
 def table_summary(spark: SparkSession, settings: Settings) -> list[tuple[str, int]]:
@@ -71,7 +86,9 @@ def reset_local_state_if_source_changed(spark: SparkSession, settings: Settings)
         return False
     marker = Path(settings.state_root) / "landing.json"
     landing = str(Path(settings.landing_path).resolve())
-    previous = json.loads(marker.read_text())["landing_path"] if marker.is_file() else None
+    key = f"{settings.catalog}.{settings.bronze_schema}"
+    built_from = json.loads(marker.read_text()) if marker.is_file() else {}
+    previous = built_from.get(key)
     changed = previous is not None and previous != landing
     if changed:
         say(f"note: local state was built from {previous}; rebuilding it from {landing}")
@@ -79,5 +96,5 @@ def reset_local_state_if_source_changed(spark: SparkSession, settings: Settings)
             spark.sql(f"DROP SCHEMA IF EXISTS `{settings.catalog}`.`{schema}` CASCADE")
         shutil.rmtree(settings.checkpoints, ignore_errors=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"landing_path": landing}) + "\n")
+    marker.write_text(json.dumps({**built_from, key: landing}, indent=1) + "\n")
     return changed

@@ -87,7 +87,9 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     quote_count = F.length("_raw_line") - F.length(F.regexp_replace("_raw_line", _QUOTE, ""))
     field_count, expected = F.size("_fields"), F.size("_layout")
     malformed = (
-        F.when(F.instr("_raw_line", "\ufffd") > 0, F.lit("not valid UTF-8 text"))
+        # Spark keeps a line's bytes as they were: invalid UTF-8 is still detectable here.
+        F.when(~F.expr("is_valid_utf8(_raw_line)") | (F.instr("_raw_line", "\ufffd") > 0),
+               F.lit("not valid UTF-8 text"))
         .when(quote_count % 2 == 1, F.lit("unbalanced quotes"))
         .when(field_count != expected,
               F.format_string("%d fields where the layout has %d", field_count, expected))

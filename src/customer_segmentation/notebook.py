@@ -82,7 +82,7 @@ class Scratch:
     Widgets: `catalog` and `scratch_path` (a volume path on Databricks; a temporary folder locally).
     """
 
-    def __init__(self, dbutils, name: str, customers: int = 60) -> None:
+    def __init__(self, dbutils, name: str, customers: int = 40) -> None:
         from .generate import generate
 
         dbutils.widgets.text("catalog", PARAMS_BY_NAME["catalog"].default, "catalog")
@@ -98,7 +98,7 @@ class Scratch:
             state_root=local_state_root(),
             experiment_name=f"/Shared/{prefix}" if on_databricks() else prefix,
             model_name=f"{catalog}.{gold}.segments" if on_databricks() else f"{prefix}_segments",
-            model_staging_path=f"{self.root}/models", k_max=4, algorithms=("kmeans", "bisecting_kmeans"),
+            model_staging_path=f"{self.root}/models", k_max=3, algorithms=("kmeans",),
         )
 
     def run(self, spark, *tasks: str) -> dict:

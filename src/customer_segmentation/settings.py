@@ -305,8 +305,10 @@ class Settings:
     def checkpoints(self) -> str:
         return self.checkpoint_root or str(Path(self.state_root) / "checkpoints")
 
-    def checkpoint(self, stream: str) -> str:
-        return f"{self.checkpoints.rstrip('/')}/{stream}"
+    def checkpoint(self, target_table: str) -> str:
+        """Checkpoint of the stream writing `target_table`: named after it, so settings that
+        share a state folder but write other tables never share a checkpoint."""
+        return f"{self.checkpoints.rstrip('/')}/{target_table}"
 
     @property
     def mlflow_dir(self) -> Path:

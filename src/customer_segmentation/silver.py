@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import (BooleanType, DateType, DecimalType, IntegerType, LongType, MapType, StringType,
                                TimestampType)
 
+from . import landing
 from .bronze import bronze_table_spec
 from .errors import PipelineError
 from .profiles import TRANSACTIONS, SourceProfile, load_profile
@@ -215,10 +216,11 @@ def mark_duplicates(classified: DataFrame, existing_orders: DataFrame) -> DataFr
     in_silver = valid & F.col("_seen_line_id").isNotNull() & (F.col("_seen_line_id") != F.col("_line_id"))
     repeated = valid & F.col("_seen_line_id").isNull() & (F.col("_occurrence") > 1)
     return (marked
+            # The same words whether the kept line came in this batch or an earlier one, so
+            # landing files in batches gives the same quarantine as landing them at once.
             .withColumn("reject_detail",
-                        F.when(in_silver, F.concat(F.lit("exact duplicate of a line already in silver, from "),
-                                                   F.col("_seen_file")))
-                        .when(repeated, F.concat(F.lit("exact duplicate of an earlier line in "), F.col("_first_file")))
+                        F.when(in_silver, F.concat(F.lit("exact duplicate of a line kept from "), F.col("_seen_file")))
+                        .when(repeated, F.concat(F.lit("exact duplicate of a line kept from "), F.col("_first_file")))
                         .otherwise(F.col("reject_detail")))
             .withColumn("reject_reason", F.when(in_silver | repeated, F.lit("duplicate_line"))
                         .otherwise(F.col("reject_reason")))
@@ -259,6 +261,16 @@ def quality_row(marked: DataFrame, run_id: str, batch_id: int) -> DataFrame:
     return spark.createDataFrame(row, ", ".join(f"{c.name} {c.type.simpleString()}" for c in QUALITY_LOG.columns))
 
 
+def preview_orders(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The valid order lines the landing folder would give, computed without writing anything."""
+    profile = load_profile(settings.source_profile)
+    lines = (spark.read.option("recursiveFileLookup", "true").text(settings.landing_path)
+             .select("value", F.col("_metadata.file_path").alias("_source_file"))
+             .withColumn("_ingested_at", F.current_timestamp()))
+    classified = classify(landing.parse_lines(lines, profile, TRANSACTIONS), profile, settings, cleaning_rules())
+    return classified.where("reject_reason IS NULL").select(F.to_date("_invoice_timestamp").alias("invoice_date"))
+
+
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     """Task `silver`: new bronze lines -> silver.orders or silver.orders_quarantine."""
     tables = settings.tables
@@ -289,7 +301,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     query = (spark.readStream.option("maxFilesPerTrigger", MAX_BRONZE_FILES_PER_BATCH)
              .table(tables.transactions_raw)
              .writeStream.foreachBatch(write_batch)
-             .option("checkpointLocation", settings.checkpoint("silver_orders"))
+             .option("checkpointLocation", settings.checkpoint(tables.orders))
              .trigger(availableNow=True).start())
     query.awaitTermination()
     reconcile(spark, settings)

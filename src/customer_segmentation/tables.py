@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType
@@ -48,8 +51,27 @@ def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> 
         f"`{c.name}` {c.type.simpleString()}{'' if c.nullable else ' NOT NULL'} COMMENT {_sql_string(c.comment)}"
         for c in spec.columns
     )
-    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA "
-              f"COMMENT {_sql_string(spec.comment)}")
+    statement = f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA COMMENT {_sql_string(spec.comment)}"
+    try:
+        spark.sql(statement)
+    except AnalysisException as error:
+        if not _remove_uncommitted_leftover(spark, name, error):
+            raise
+        spark.sql(statement)
+
+
+def _remove_uncommitted_leftover(spark: SparkSession, name: str, error: Exception) -> bool:
+    """Local warehouse only: a process killed while creating a table can leave its folder behind
+    with no Delta commit in it. Nothing was ever committed there, so removing it loses nothing."""
+    if "not a Delta table" not in str(error) or not name.startswith("spark_catalog."):
+        return False
+    _, schema, table = name.split(".")
+    warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    folder = Path(warehouse) / f"{schema}.db" / table
+    if not folder.is_dir() or any((folder / "_delta_log").glob("*.json")):
+        return False
+    shutil.rmtree(folder)
+    return True
 
 
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
@@ -79,11 +101,13 @@ def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[DataFrame, Ta
     return counts
 
 
-def set_comments(spark: SparkSession, name: str, spec: TableSpec) -> None:
-    """Bring the table and column comments of an existing table up to date with the spec."""
-    spark.sql(f"COMMENT ON TABLE {name} IS {_sql_string(spec.comment)}")
-    for column in spec.columns:
-        spark.sql(f"ALTER TABLE {name} ALTER COLUMN `{column.name}` COMMENT {_sql_string(column.comment)}")
+def set_property(spark: SparkSession, name: str, key: str, value: str) -> None:
+    spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({_sql_string(key)} = {_sql_string(value)})")
+
+
+def get_property(spark: SparkSession, name: str, key: str) -> str | None:
+    rows = spark.sql(f"SHOW TBLPROPERTIES {name}").collect()
+    return next((row["value"] for row in rows if row["key"] == key), None)
 
 
 def table_exists(spark: SparkSession, name: str) -> bool:

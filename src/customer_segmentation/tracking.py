@@ -30,7 +30,7 @@ def configure(settings: Settings):
     if on_databricks():
         mlflow.set_registry_uri("databricks-uc")
     else:
-        settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        _create_local_store(settings.mlflow_dir)
         mlflow.set_registry_uri(tracking_uri(settings))
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
@@ -41,6 +41,34 @@ def configure(settings: Settings):
     # Active experiment, so nested runs land next to their parent.
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def end_orphaned_runs(experiment_id: str) -> int:
+    """Mark runs left RUNNING by an interrupted training as KILLED (the job never runs twice at once)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    orphans = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    for run in orphans:
+        client.set_tag(run.info.run_id, "ended_by", "a later training: the run was interrupted")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(orphans)
+
+
+def _create_local_store(folder: Path) -> None:
+    """Create the sqlite store beside its final name, then rename it: a process killed while MLflow
+    builds its schema leaves only a temporary file, never a half-built store."""
+    import mlflow
+
+    store = folder / "mlflow.db"
+    if store.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob("mlflow.db.building-*"):
+        leftover.unlink()
+    building = folder / f"mlflow.db.building-{os.getpid()}"
+    mlflow.MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
+    os.replace(building, store)
 
 
 def champion_uri(settings: Settings) -> str:

@@ -35,6 +35,7 @@ from .tables import Column as Col
 from .tables import TableSpec, create_table_if_missing, table_version
 
 PARALLEL_FITS = 3
+CUSTOMERS_PER_PARTITION = 200_000
 METRIC_NAMES = ("silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss",
                 "smallest_segment_share", "largest_segment_share", "segments_found", "log_likelihood")
 
@@ -79,8 +80,8 @@ def preparation_pipeline(features: list[str]) -> Pipeline:
 
 def select_features(df: DataFrame, features: list[str], max_correlation: float) -> tuple[list[str], dict[str, str]]:
     """Drop features nearly duplicating an earlier one (|Pearson r| of the log features above the limit)."""
-    if max_correlation >= 1.0 or len(features) < 2:
-        return list(features), {}
+    if max_correlation >= 1.0 or len(features) < 2 or df.limit(3).count() < 3:
+        return list(features), {}  # nothing to compare, or too few customers for a correlation
     assembled = Pipeline(stages=preparation_pipeline(features).getStages()[:2]).fit(df).transform(df)
     matrix = Correlation.corr(assembled, "raw_features").first()[0].toArray()
     kept, dropped = [], {}
@@ -147,9 +148,9 @@ def fit_and_measure(prepared: DataFrame, algorithm: str, k: int, customers: int,
     except Exception as error:
         return Fitted(Candidate(algorithm, k, {}, f"fit failed: {str(error).strip().splitlines()[0][:300]}"),
                       None, None)
-    if values["segments_found"] < 2:
-        return Fitted(Candidate(algorithm, k, values, f"found only {int(values['segments_found'])} distinct segment(s)"),
-                      None, None)
+    if values["segments_found"] < k:  # e.g. identical customers, or a mixture leaving components empty
+        return Fitted(Candidate(algorithm, k, values,
+                                f"filled only {int(values['segments_found'])} of {k} segments"), None, None)
     return Fitted(Candidate(algorithm, k, values), model, _save_native_model(model, settings.model_staging))
 
 
@@ -205,11 +206,15 @@ def write_metrics_table(spark: SparkSession, settings: Settings, frame: pd.DataF
                         as_of_date) -> int:
     table = settings.tables.clustering_metrics
     create_table_if_missing(spark, table, CLUSTERING_METRICS)
-    records = frame.assign(as_of_date=as_of_date, mlflow_run_id=parent_run_id)
-    records["segments_found"] = records["segments_found"].map(lambda v: None if pd.isna(v) else int(v))
+    records = frame.assign(as_of_date=as_of_date, mlflow_run_id=parent_run_id).to_dict("records")
+
+    def cell(value, column: Col):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return int(value) if isinstance(column.type, IntegerType) else value
+
     schema = ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in CLUSTERING_METRICS.columns)
-    rows = [tuple(None if (isinstance(v, float) and math.isnan(v)) else v for v in record)
-            for record in records[CLUSTERING_METRICS.names].itertuples(index=False)]
+    rows = [tuple(cell(record[c.name], c) for c in CLUSTERING_METRICS.columns) for record in records]
     df = spark.createDataFrame(rows, schema)
     # One training per as_of_date in the table: a rerun replaces it in one commit.
     df.writeTo(table).overwrite(F.col("as_of_date") == F.lit(as_of_date))
@@ -226,12 +231,17 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         raise UserError(f"{tables.customer_features} is empty: there are no customers to segment")
     as_of_date = feature_table.select("as_of_date").first()[0]
     experiment_id = tracking.configure(settings)
+    tracking.end_orphaned_runs(experiment_id)
     kept, dropped = select_features(feature_table, list(settings.features), settings.max_feature_correlation)
     for feature, why in dropped.items():
         say(f"[train] feature {feature} dropped: {why}")
     preparation = preparation_pipeline(kept).fit(feature_table)
-    # Sorted, so the same customers give the same partitions and the same seeded fits on every run.
-    prepared = preparation.transform(feature_table).select("customer_id", "features").orderBy("customer_id").cache()
+    # Sorted into as few partitions as the size allows: the same customers then give the same
+    # seeded fits and the same floating-point sums on every run (Spark combines partition results
+    # in completion order).
+    partitions = max(1, math.ceil(customers / CUSTOMERS_PER_PARTITION))
+    prepared = (preparation.transform(feature_table).select("customer_id", "features")
+                .orderBy("customer_id").coalesce(partitions).cache())
     prepared.count()
     rule = SelectionRule(settings.min_segment_share, settings.selection_tolerance)
     try:
@@ -250,6 +260,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             champion, reason = rule.choose(candidates, settings.algorithms)
             frame = metrics_frame(candidates, run_ids, champion)
             _log_sweep_artifacts(frame)
+            rows = write_metrics_table(spark, settings, frame, parent.info.run_id, as_of_date)
             if champion is None:
                 mlflow.set_tag("champion", "none")
                 raise UserError(f"no segmentation possible: {reason}")
@@ -259,7 +270,6 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             version = _log_champion(spark, settings, feature_table, kept, preparation, models[champion],
                                     prepared, candidates[champion])
             mlflow.set_tag("registered_model_version", version)
-            rows = write_metrics_table(spark, settings, frame, parent.info.run_id, as_of_date)
     finally:
         prepared.unpersist()
     return {tables.clustering_metrics: rows}

@@ -1,12 +1,10 @@
 """Bronze ingestion: incremental, exactly-once, and refusing bad sources before writing anything."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 from customer_segmentation import bronze
 from customer_segmentation.jobs import run_task
-from testkit import copy_files, run_cli, settings_flags
+from testkit import copy_files, run_cli
 
 
 def _files(synthetic_data: Path) -> list[Path]:
@@ -69,18 +67,3 @@ def test_invalid_identifier_is_one_clear_line_and_writes_nothing(tmp_path, synth
         "error: setting 'gold_schema': 'gold;drop' is not a valid identifier "
         "(letters, digits and underscores, not starting with a digit, at most 128 characters)"]
     assert not state.exists()
-
-
-def test_a_second_process_sees_the_tables_of_the_first(tmp_path, make_settings, synthetic_data):
-    settings = make_settings(state_root=str(tmp_path / "state"), checkpoint_root="")
-    copy_files(_files(synthetic_data)[:2], Path(settings.landing_path))
-    first = run_cli("task", "bronze", *settings_flags(settings))
-    assert first.returncode == 0, first.stderr
-    assert "[bronze] done" in first.stdout
-    reader = (
-        "from customer_segmentation.spark import get_spark\n"
-        f"print(get_spark({str(tmp_path / 'state')!r}).table({settings.tables.transactions_raw!r}).count())\n"
-    )
-    second = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stderr
-    assert int(second.stdout.strip().splitlines()[-1]) == _data_lines(_files(synthetic_data)[:2])

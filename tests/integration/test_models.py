@@ -9,15 +9,15 @@ from testkit import check_tracking
 
 def test_one_parent_run_with_a_nested_run_per_candidate(synthetic_job):
     settings, _ = synthetic_job
-    parent, version = check_tracking(settings, len(ALGORITHMS) * 9)
-    assert parent.data.tags["champion"] in {f"{a} k={k}" for a in ALGORITHMS for k in range(2, 11)}
+    parent, version = check_tracking(settings, len(ALGORITHMS) * (settings.k_max - settings.k_min + 1))
+    assert parent.data.tags["champion"] in {f"{a} k={k}" for a in ALGORITHMS for k in range(2, settings.k_max + 1)}
     assert "silhouette_euclidean_sample" in parent.data.metrics and "silhouette_sample_size" in parent.data.metrics
 
 
 def test_clustering_metrics_table(spark, synthetic_job):
     settings, _ = synthetic_job
     table = spark.table(settings.tables.clustering_metrics).toPandas()
-    assert len(table) == 27 and table["is_champion"].sum() == 1
+    assert len(table) == 3 * (settings.k_max - settings.k_min + 1) and table["is_champion"].sum() == 1
     trained = table[table["skipped_reason"].isna()]
     assert trained[["silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss"]].notna().all().all()
 

@@ -65,5 +65,6 @@ def test_params_round_trip():
 
 
 def test_checkpoints_default_under_state_root():
-    assert Settings(state_root="/x").checkpoint("bronze") == "/x/checkpoints/bronze"
-    assert Settings(checkpoint_root="/Volumes/c/s/v/").checkpoint("bronze") == "/Volumes/c/s/v/bronze"
+    settings = Settings(state_root="/x")
+    assert settings.checkpoint(settings.tables.orders) == "/x/checkpoints/spark_catalog.silver.orders"
+    assert Settings(checkpoint_root="/Volumes/c/s/v/").checkpoint("t") == "/Volumes/c/s/v/t"

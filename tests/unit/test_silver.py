@@ -123,7 +123,7 @@ def test_exact_duplicates_in_a_batch_keep_the_first_line(spark):
             {**GOOD, "quantity": "7", "_line_id": "d"}]
     result = {r["_line_id"]: (r["reject_reason"], r["reject_detail"]) for r in classified(spark, rows).collect()}
     assert result["b"] == (None, None) and result["d"] == (None, None)
-    assert result["a"] == ("duplicate_line", "exact duplicate of an earlier line in file:/l/2010-12-01.csv")
+    assert result["a"] == ("duplicate_line", "exact duplicate of a line kept from file:/l/2010-12-01.csv")
     assert result["c"][0] == "duplicate_line"
 
 

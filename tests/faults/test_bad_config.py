@@ -1,0 +1,53 @@
+"""Bad configuration: one clear error line naming the setting and what is allowed, a non-zero
+exit, and no table changed."""
+
+import pytest
+
+from customer_segmentation.cli import main
+from testkit import settings_flags
+
+pytestmark = pytest.mark.faults
+
+
+def _state(spark, settings):
+    """Every table's Delta version: any write would move one."""
+    return {name: spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
+            for name in settings.tables.all() if spark.catalog.tableExists(name) and name != settings.tables.segment_migration}
+
+
+def _flags_without(settings, *names):
+    flags = settings_flags(settings)
+    pairs = [(flags[i], flags[i + 1]) for i in range(0, len(flags), 2)]
+    return [x for flag, value in pairs if flag.lstrip("-").replace("-", "_") not in names for x in (flag, value)]
+
+
+@pytest.mark.parametrize("flags, setting, allowed", [
+    (["--k-min", "1"], "k_min", "at least 2 segments"),
+    (["--k-min", "6", "--k-max", "5"], "k_max", "the k range is empty"),
+    (["--algorithms", "kmeans,dbscan"], "algorithms", "allowed: kmeans, bisecting_kmeans, gaussian_mixture"),
+    (["--features", "recency_days,shoe_size"], "features", "allowed: recency_days, frequency, monetary"),
+    (["--gold-schema", "gold; DROP TABLE x"], "gold_schema", "letters, digits and underscores"),
+    (["--catalog", "main.other"], "catalog", "letters, digits and underscores"),
+    (["--as-of-date", "2000-01-01"], "as_of_date", "is not after the first invoice"),
+    (["--as-of-date", "yesterday"], "as_of_date", "YYYY-MM-DD"),
+    (["--source-profile", "no_such_layout"], "source_profile", "neither a built-in profile"),
+    (["--landing-path", "/no/such/folder"], "landing_path", "does not exist"),
+])
+def test_bad_setting_is_one_line_and_changes_nothing(spark, synthetic_job, capsys, flags, setting, allowed):
+    settings, _ = synthetic_job
+    before = _state(spark, settings)
+    capsys.readouterr()
+    base = _flags_without(settings, *[f.lstrip("-").replace("-", "_") for f in flags[::2]])
+    code = main(["run", *base, *flags])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert setting in err[0] and allowed in err[0], err[0]
+    assert _state(spark, settings) == before
+
+
+def test_unknown_option_is_refused_by_the_cli(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--k-maximum", "4"])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --k-maximum" in capsys.readouterr().err

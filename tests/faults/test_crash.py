@@ -1,0 +1,92 @@
+"""Crash safety: a job process killed with SIGKILL in the middle of each task, then run again,
+ends in exactly the state of a run that was never interrupted."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from customer_segmentation.jobs import JOB_ORDER, run_job
+from customer_segmentation.settings import Settings
+from testkit import REPO, quality_totals, snapshot
+
+pytestmark = pytest.mark.faults
+
+FLAGS = ["--k-max", "3", "--algorithms", "kmeans"]
+
+
+def _start(landing: Path, state: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "customer_segmentation", "run", "--source", str(landing), "--state-root", str(state),
+         *FLAGS], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _kill_during(task: str, landing: Path, state: Path, delay: float) -> list[str]:
+    """Run the job; SIGKILL the whole process group `delay` seconds after `task` starts."""
+    process = _start(landing, state)
+    seen = []
+    for line in process.stdout:
+        seen.append(line.rstrip())
+        if line.startswith(f"[{task}] started"):
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGKILL)  # the JVM dies with its Python driver
+            break
+    process.wait(timeout=60)
+    return seen
+
+
+def _tables_by_path(spark, state: Path, settings: Settings) -> dict:
+    warehouse = state / "warehouse"
+
+    def read(name):
+        _, schema, table = name.split(".")
+        return spark.read.format("delta").load(str(warehouse / f"{schema}.db" / table))
+
+    names = {f: getattr(settings.tables, f) for f in settings.tables.__dataclass_fields__ if f != "segment_migration"}
+    return snapshot(read, names, [str(state)])
+
+
+def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, small_landing, tmp_path, session_state):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for file in small_landing:
+        (landing / file.name).write_bytes(file.read_bytes())
+    state = tmp_path / "killed_state"
+    interrupted = []
+    for task, delay in zip(JOB_ORDER, (1.0, 2.0, 2.0, 3.0, 1.0)):
+        output = _kill_during(task, landing, state, delay)
+        interrupted.append((task, output[-1]))
+        assert any(line.startswith(f"[{task}] started") for line in output), output[-5:]
+    final = subprocess.run([sys.executable, "-m", "customer_segmentation", "run", "--source", str(landing),
+                            "--state-root", str(state), *FLAGS], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+
+    # The reference: the same files and settings, never interrupted (in this test process).
+    reference = Settings(bronze_schema="ref_bronze", silver_schema="ref_silver", gold_schema="ref_gold",
+                         landing_path=str(landing), checkpoint_root=str(tmp_path / "ref_checkpoints"),
+                         state_root=str(session_state), experiment_name="ref_experiment", model_name="ref_model",
+                         k_max=3, algorithms=("kmeans",))
+    run_job(spark, reference)
+    killed_tables = _tables_by_path(spark, state, Settings())
+    reference_tables = snapshot(spark.table, {f: getattr(reference.tables, f) for f in reference.tables.__dataclass_fields__
+                                              if f != "segment_migration"}, [])
+    assert set(killed_tables) == set(reference_tables)
+    for table in reference_tables:
+        assert killed_tables[table] == reference_tables[table], (table, interrupted)
+    warehouse = state / "warehouse"
+    log = spark.read.format("delta").load(str(warehouse / "silver.db" / "quality_log"))
+    assert quality_totals(log) == quality_totals(spark.table(reference.tables.quality_log))
+    history = spark.read.format("delta").load(str(warehouse / "gold.db" / "segment_history"))
+    assert history.select("as_of_date").distinct().count() == 1
+
+    # The interrupted training left no run marked as still running.
+    mlflow.set_tracking_uri(f"sqlite:///{state / 'mlflow' / 'mlflow.db'}")
+    experiment = mlflow.get_experiment_by_name("customer_segmentation")
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
