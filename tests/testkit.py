@@ -74,7 +74,7 @@ def settings_flags(settings) -> list[str]:
 LINEAGE = {"_ingested_at", "processed_at", "run_id", "model_name", "model_version", "training_run_id", "mlflow_run_id",
            "candidate_run_id", "_line_id", "batch_id"}
 # Contents per table; quality_log is per micro-batch, so only its totals are compared.
-SKIP = {"quality_log", "segment_migration"}
+SKIP = {"quality_log"}
 HISTORY = {"clustering_metrics", "segment_history"}
 
 

@@ -45,17 +45,30 @@ def _start(settings: Settings, args: argparse.Namespace):
     return get_spark(settings.state_root, verbose=args.verbose)
 
 
-def _print_summary(spark, settings: Settings) -> None:
+def _print_summary(spark, settings: Settings, report_path: Path | None) -> None:
+    from . import tracking
     from .jobs import table_summary
 
     rows = table_summary(spark, settings)
     say("")
     say(format_table(["table", "rows"], [[name, count] for name, count in rows]))
+    champion = spark.table(settings.tables.clustering_metrics).where("is_champion").orderBy(
+        "as_of_date", ascending=False).first() if spark.catalog.tableExists(settings.tables.clustering_metrics) else None
+    if champion:
+        say("")
+        say(f"champion: {champion['algorithm']} k={champion['k']} (as of {champion['as_of_date']}): "
+            f"silhouette {champion['silhouette_sq_euclidean']:.3f}, Davies-Bouldin {champion['davies_bouldin']:.3f}, "
+            f"Calinski-Harabasz {champion['calinski_harabasz']:,.1f}")
     state = Path(settings.state_root).resolve()
     say("")
+    if report_path:
+        say(f"report:      {report_path}")
     say(f"local state: {state}")
     say(f"  tables:      {state / 'warehouse'}/<schema>.db/<table> (Delta)")
     say(f"  checkpoints: {Path(settings.checkpoints).resolve()}")
+    say(f"  MLflow UI:   {tracking.ui_command(settings)}  (then open http://127.0.0.1:5000)")
+    say(f"  SQL:         .venv/bin/python -m customer_segmentation sql \"SELECT * FROM {settings.gold_schema}"
+        f".segment_summary\"")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -71,8 +84,62 @@ def cmd_run(args: argparse.Namespace) -> int:
     spark = _start(settings, args)
     reset_local_state_if_source_changed(spark, settings)
     run_job(spark, settings)
-    _print_summary(spark, settings)
+    _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
     return 0
+
+
+def _write_report(spark, settings: Settings) -> Path:
+    from . import report
+
+    say("[report] started")
+    path = report.build(spark, settings)
+    say(f"[report] written to {path}")
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    spark = _start(settings, args)
+    if not spark.catalog.tableExists(settings.tables.segment_profiles):
+        raise UserError(f"{settings.tables.segment_profiles} does not exist yet: run the job first "
+                        "(make run, or python -m customer_segmentation run)")
+    _write_report(spark, settings)
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from pyspark.errors import PySparkException
+
+    settings = settings_from_args(args)
+    if bool(args.query) == bool(args.file):
+        raise UserError("sql: give either a query or --file <path>, not both")
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise UserError(f"sql: file {args.file} does not exist")
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = args.query
+    statement = resolve_table_placeholders(text, settings)
+    spark = _start(settings, args)
+    try:
+        result = spark.sql(statement)
+        rows = result.limit(args.limit + 1).collect()
+    except PySparkException as error:
+        raise UserError("query failed: " + str(error).strip().splitlines()[0]) from None
+    say(format_table(result.columns, [list(r) for r in rows[:args.limit]]))
+    more = " (more rows not shown; use --limit)" if len(rows) > args.limit else ""
+    say(f"{min(len(rows), args.limit)} row(s){more}")
+    return 0
+
+
+def resolve_table_placeholders(text: str, settings: Settings) -> str:
+    """${catalog}, ${bronze}, ${silver} and ${gold} in a query become the configured (validated) names,
+    so a saved query runs unchanged locally and on Databricks."""
+    schemas = {"bronze": settings.bronze_schema, "silver": settings.silver_schema, "gold": settings.gold_schema}
+    for layer, schema in schemas.items():
+        text = text.replace("${" + layer + "}", f"{settings.catalog}.{schema}")
+    return text.replace("${catalog}", settings.catalog).rstrip().rstrip(";")
 
 
 def cmd_task(args: argparse.Namespace) -> int:
@@ -143,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run the job's tasks in order: " + " -> ".join(JOB_ORDER) + ".")
     run.add_argument("--source", metavar="DIR",
                      help="folder of transaction files to ingest (default: generated synthetic data)")
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report at the end (default: write it)")
     _add_settings_flags(run)
     run.set_defaults(handler=cmd_run)
 
@@ -162,6 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument("--lines", type=_positive_int, help="approximate number of lines to write")
     generate.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
     generate.set_defaults(handler=cmd_generate)
+
+    report = commands.add_parser("report", help="write the HTML segment report from the current tables",
+                                 description="Write a self-contained HTML report (<state_root>/report/index.html) "
+                                             "from the gold tables and the figures logged to MLflow.")
+    _add_settings_flags(report)
+    report.set_defaults(handler=cmd_report)
+
+    sql = commands.add_parser("sql", help="run Spark SQL over the local tables and print the result",
+                              description="Run a Spark SQL query over the local bronze, silver and gold tables. "
+                                          "Tables are addressed as on Databricks (catalog.schema.table; locally "
+                                          "the catalog is spark_catalog, so gold.segment_profiles also works). "
+                                          "${catalog}, ${bronze}, ${silver} and ${gold} are replaced by the "
+                                          "configured names.")
+    sql.add_argument("query", nargs="?", help="the query, e.g. \"SELECT * FROM gold.segment_summary\"")
+    sql.add_argument("--file", help="run the query saved in this file (e.g. queries/segment_sizes.sql)")
+    sql.add_argument("--limit", type=_positive_int, default=50, help="rows to print at most (default: 50)")
+    _add_settings_flags(sql)
+    sql.set_defaults(handler=cmd_sql)
 
     upload = commands.add_parser("upload", help="copy landing files into a Unity Catalog volume (databricks-sdk)",
                                  description="Upload every file of a local folder into a volume folder, "

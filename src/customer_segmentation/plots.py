@@ -138,3 +138,65 @@ def projection(bins: pd.DataFrame, centroids: pd.DataFrame, explained: tuple[flo
     ax.set_ylabel(f"second principal component ({explained[1]:.0%} of variance)")
     ax.legend(title="segment (marker size = customers in the area)", fontsize=8, loc="best")
     return _save(fig, path)
+
+
+def migration_matrix(migration: pd.DataFrame, path: Path) -> Path:
+    """migration: from_segment, to_segment, customers."""
+    table = migration.pivot_table(index="from_segment", columns="to_segment", values="customers", fill_value=0)
+    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 3, 0.55 * len(table.index) + 2))
+    image = ax.imshow(table.values, cmap="Blues", aspect="auto")
+    ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(table.index)), table.index, fontsize=8)
+    for i in range(len(table.index)):
+        for j in range(len(table.columns)):
+            ax.text(j, i, f"{int(table.iloc[i, j]):,}", ha="center", va="center", fontsize=8,
+                    color="white" if table.iloc[i, j] > table.values.max() / 2 else "black")
+    fig.colorbar(image, ax=ax, label="customers")
+    ax.set_title("Segment migration: previous snapshot (rows) to latest (columns)")
+    ax.set_xlabel("segment in the latest snapshot")
+    ax.set_ylabel("segment in the previous snapshot")
+    return _save(fig, path)
+
+
+def counts_bar(labels, values, path: Path, title: str, xlabel: str) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.5))
+    ax.barh(list(labels), list(values), color=COLOURS(0))
+    for y, value in enumerate(values):
+        ax.text(value, y, f" {value:,.0f}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_xlim(0, max(values) * 1.15 if len(values) and max(values) > 0 else 1)
+    return _save(fig, path)
+
+
+def monthly_revenue(monthly: pd.DataFrame, path: Path, currency: str) -> Path:
+    """monthly: month, net_revenue, active_customers, new_customers."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    months = pd.to_datetime(monthly["month"]).dt.strftime("%Y-%m")
+    ax.bar(months, monthly["net_revenue"], color=COLOURS(0), label="net revenue")
+    ax.set_ylabel(f"net revenue ({currency})")
+    ax.set_xlabel("month")
+    ax.tick_params(axis="x", rotation=45)
+    other = ax.twinx()
+    other.plot(months, monthly["active_customers"], color=COLOURS(1), marker="o", label="active customers")
+    other.plot(months, monthly["new_customers"], color=COLOURS(2), marker="s", label="new customers")
+    other.set_ylabel("customers")
+    lines = ax.get_legend_handles_labels()
+    more = other.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
+    ax.set_title("Monthly net revenue, active and new customers")
+    return _save(fig, path)
+
+
+def lost_customers(lost: pd.DataFrame, path: Path) -> Path:
+    """lost: month, customers_lost, days_since_month_end."""
+    fig, ax = plt.subplots(figsize=(9, 4))
+    months = pd.to_datetime(lost["month"]).dt.strftime("%Y-%m")
+    colours = [COLOURS(3) if days > 90 else COLOURS(7) for days in lost["days_since_month_end"]]
+    ax.bar(months, lost["customers_lost"], color=colours)
+    ax.set_title("Customers whose last purchase fell in each month (grey: within 90 days, not lost yet)")
+    ax.set_xlabel("month of last purchase")
+    ax.set_ylabel("customers")
+    ax.tick_params(axis="x", rotation=45)
+    return _save(fig, path)

@@ -129,6 +129,43 @@ GROUP BY 3, 4
 """
 
 
+def convenience_views_sql(settings: Settings) -> list[str]:
+    """Views for analysts: one row per segment, and each customer's latest segment with its RFM values."""
+    t = settings.tables
+    return [
+        f"""CREATE OR REPLACE VIEW {t.segment_summary}
+COMMENT 'One row per segment of the latest publication: size, revenue share and what to do.'
+AS SELECT segment_name, customers, round(share_of_customers, 4) AS share_of_customers,
+  round(share_of_net_revenue, 4) AS share_of_net_revenue, round(median_recency_days) AS median_recency_days,
+  round(median_frequency) AS median_frequency, round(median_monetary, 2) AS median_net_revenue,
+  dominant_rfm_segment, description, recommended_action, as_of_date
+FROM {t.segment_profiles}""",
+        f"""CREATE OR REPLACE VIEW {t.customer_latest_segment}
+COMMENT 'Every customer with the segment of the latest publication, its action and the RFM values behind it.'
+AS SELECT s.customer_id, s.segment_name, s.recommended_action, s.rfm_segment, f.recency_days, f.frequency,
+  round(f.monetary, 2) AS net_revenue, f.last_purchase_date, f.main_country, s.as_of_date
+FROM {t.customer_segments} s JOIN {t.customer_features} f ON s.customer_id = f.customer_id""",
+    ]
+
+
+def _log_report_figures(spark: SparkSession, settings: Settings, model_version: str, as_of_date) -> None:
+    """Draw the report's own figures once and keep them in MLflow; the report embeds these files."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    from . import report
+
+    with mlflow.start_run(run_name=f"publish as of {as_of_date}",
+                          tags={report.PUBLISH_TAG: "publish", "model_version": str(model_version)}):
+        mlflow.log_params({"as_of_date": str(as_of_date), "model_name": settings.model_name,
+                           "model_version": str(model_version), "job_run_id": settings.run_id})
+        with tempfile.TemporaryDirectory() as tmp:
+            report.draw_report_figures(spark, settings, Path(tmp))
+            mlflow.log_artifacts(tmp, "report_figures")
+
+
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     import mlflow
 
@@ -159,6 +196,9 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         history.writeTo(tables.segment_history).overwrite(F.col("as_of_date") == F.lit(as_of_date))
         written[tables.segment_history] = rows_in_last_commit(spark, tables.segment_history)
         spark.sql(migration_view_sql(tables.segment_history, tables.segment_migration))
+        for statement in convenience_views_sql(settings):
+            spark.sql(statement)
+        _log_report_figures(spark, settings, version.version, as_of_date)
         return written
     finally:
         scored.unpersist()

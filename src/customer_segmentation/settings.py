@@ -180,6 +180,9 @@ PARAMS: tuple[Param, ...] = (
 PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
 
+VIEWS = ("segment_migration", "segment_summary", "customer_latest_segment")
+
+
 @dataclass(frozen=True)
 class TableNames:
     """Fully qualified names of every table the job writes (catalog.schema.table)."""
@@ -202,6 +205,8 @@ class TableNames:
     segment_profiles: str
     segment_history: str
     segment_migration: str
+    segment_summary: str
+    customer_latest_segment: str
 
     @classmethod
     def build(cls, catalog: str, bronze: str, silver: str, gold: str) -> "TableNames":
@@ -218,6 +223,10 @@ class TableNames:
 
     def all(self) -> list[str]:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+    def delta_tables(self) -> dict[str, str]:
+        """Short name -> full name of every Delta table (views left out)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in VIEWS}
 
 
 @dataclass(frozen=True)

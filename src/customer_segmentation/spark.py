@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ DELTA_CONFIGS = {
 
 def get_spark(state_root: str | Path = ".local", verbose: bool = False) -> SparkSession:
     """The running session if there is one (Databricks, tests), else a new local session."""
+    # PySpark logs every failed query's context to stderr; the product reports errors itself.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.INFO if verbose else logging.CRITICAL)
     active = SparkSession.getActiveSession()
     if active is not None:
         return active

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.faults
 def _state(spark, settings):
     """Every table's Delta version: any write would move one."""
     return {name: spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
-            for name in settings.tables.all() if spark.catalog.tableExists(name) and name != settings.tables.segment_migration}
+            for name in settings.tables.delta_tables().values() if spark.catalog.tableExists(name)}
 
 
 def _flags_without(settings, *names):

@@ -47,8 +47,7 @@ def _tables_by_path(spark, state: Path, settings: Settings) -> dict:
         _, schema, table = name.split(".")
         return spark.read.format("delta").load(str(warehouse / f"{schema}.db" / table))
 
-    names = {f: getattr(settings.tables, f) for f in settings.tables.__dataclass_fields__ if f != "segment_migration"}
-    return snapshot(read, names, [str(state)])
+    return snapshot(read, settings.tables.delta_tables(), [str(state)])
 
 
 def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, small_landing, tmp_path, session_state):
@@ -74,8 +73,7 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
                          k_max=3, algorithms=("kmeans",))
     run_job(spark, reference)
     killed_tables = _tables_by_path(spark, state, Settings())
-    reference_tables = snapshot(spark.table, {f: getattr(reference.tables, f) for f in reference.tables.__dataclass_fields__
-                                              if f != "segment_migration"}, [])
+    reference_tables = snapshot(spark.table, reference.tables.delta_tables(), [])
     assert set(killed_tables) == set(reference_tables)
     for table in reference_tables:
         assert killed_tables[table] == reference_tables[table], (table, interrupted)

@@ -11,8 +11,7 @@ pytestmark = pytest.mark.faults
 
 
 def _tables(spark, settings):
-    names = {f: getattr(settings.tables, f) for f in settings.tables.__dataclass_fields__}
-    return snapshot(spark.table, names, [str(Path(settings.landing_path).resolve())])
+    return snapshot(spark.table, settings.tables.delta_tables(), [str(Path(settings.landing_path).resolve())])
 
 
 @pytest.fixture(scope="module")

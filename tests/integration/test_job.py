@@ -22,7 +22,7 @@ def _snapshot(spark, settings):
     """Every table's rows, minus lineage columns."""
     volatile = LINEAGE
     snapshot = {}
-    for name in settings.tables.all():
+    for name in settings.tables.delta_tables().values():
         if spark.catalog.tableExists(name):
             df = spark.table(name)
             keep = [c for c in df.columns if c not in volatile]

@@ -1,0 +1,1 @@
+"""Benchmark harness: the product's whole job against two reference implementations."""

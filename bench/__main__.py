@@ -1,0 +1,170 @@
+"""`make bench`: the whole job against the two references, on the same input, in one invocation.
+
+For every size: generate (or reuse) the landing data, run the product's job from empty state,
+the pandas + scikit-learn reference and the naive PySpark reference, each in its own process;
+record wall time (per task for the product), lines per second and the peak resident memory of
+the whole process tree (the JVM included). Results go to bench/results/<time>.json and the
+table into BENCHMARKS.md between its result markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "online-retail" / "by-day"
+WORK = REPO / ".local" / "bench"
+RESULTS = REPO / "bench" / "results"
+SIZES = {"real": None, "1m": 1_000_000, "10m": 10_000_000, "50m": 50_000_000}
+REFERENCE_MEMORY_LIMIT = 18 * 1024 ** 3  # keeps an exhausted pandas run from taking the machine down
+
+
+def measure(command: list[str], env: dict | None = None, memory_limit: int | None = None) -> dict:
+    """Run a command; wall time, peak RSS of its process tree, exit code and output."""
+    def limit():
+        if memory_limit:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
+    root = psutil.Process(process.pid)
+    peak = 0
+    output: list[str] = []
+    os.set_blocking(process.stdout.fileno(), False)
+    while process.poll() is None:
+        try:
+            tree = [root, *root.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        chunk = process.stdout.read()
+        if chunk:
+            output.append(chunk)
+        time.sleep(0.2)
+    output.append(process.stdout.read() or "")
+    return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_gib": round(peak / 1024 ** 3, 2),
+            "exit_code": process.returncode, "output": "".join(output)}
+
+
+def dataset(size: str, seed: int) -> tuple[Path, int]:
+    if size == "real":
+        return REAL_DATA, 541_909
+    folder = WORK / "data" / f"{size}-seed{seed}"
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder),
+                        "--lines", str(SIZES[size]), "--seed", str(seed)], cwd=REPO, check=True)
+    return folder / "transactions", json.loads(manifest.read_text())["lines"]
+
+
+def run_product(data: Path, size: str, k_max: int) -> dict:
+    state = WORK / "state" / size
+    shutil.rmtree(state, ignore_errors=True)
+    result = measure([sys.executable, "-m", "customer_segmentation", "run", "--source", str(data),
+                      "--state-root", str(state), "--k-max", str(k_max), "--no-report"])
+    result["tasks"] = {m.group(1): float(m.group(2))
+                       for m in re.finditer(r"^\[(\w+)\] done in ([\d.]+) s", result["output"], re.MULTILINE)}
+    return result
+
+
+def run_reference(module: str, data: Path, k_max: int, seed: int, memory_limit: int | None = None) -> dict:
+    result = measure([sys.executable, "-m", f"bench.{module}", str(data), "2", str(k_max), str(seed)],
+                     memory_limit=memory_limit)
+    last = result["output"].strip().splitlines()[-1] if result["output"].strip() else ""
+    result["detail"] = json.loads(last) if result["exit_code"] == 0 and last.startswith("{") else None
+    return result
+
+
+def machine() -> dict:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpus": os.cpu_count(), "cpu": model, "memory_gib": round(psutil.virtual_memory().total / 1024 ** 3, 1),
+            "python": platform.python_version(), "system": platform.platform()}
+
+
+def table(rows: list[dict]) -> str:
+    header = ("| size | lines | product s | task seconds (bronze/silver/gold/train/publish) | product peak GiB "
+              "| s per M lines | naive PySpark s | pandas s | pandas peak GiB | product / naive | product / pandas |")
+    lines = [header, "|" + "---|" * 11]
+    for r in rows:
+        p, n, q = r["product"], r["naive_pyspark"], r["pandas_sklearn"]
+        tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}" for t in ("bronze", "silver", "gold_features", "train", "publish"))
+
+        def seconds(result):
+            return f"{result['seconds']:.0f}" if result["exit_code"] == 0 else f"failed ({result['exit_code']})"
+
+        lines.append(
+            f"| {r['size']} | {r['lines']:,} | {seconds(p)} | {tasks} | {p['peak_rss_gib']} | "
+            f"{p['seconds'] / r['lines'] * 1e6:.1f} | {seconds(n)} | {seconds(q)} | {q['peak_rss_gib']} | "
+            f"{r['ratio_naive'] or '-'} | {r['ratio_pandas'] or '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="real,1m,10m", help="comma-separated: real, 1m, 10m, 50m (default: "
+                                                                 "real,1m,10m)")
+    parser.add_argument("--with-50m", action="store_true", help="add the 50M-line size")
+    parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (default: 42)")
+    parser.add_argument("--k-max", type=int, default=10, help="largest k for every implementation (default: 10)")
+    parser.add_argument("--no-update", action="store_true", help="do not rewrite the table in BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] + (["50m"] if args.with_50m else [])
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size {unknown[0]!r}; allowed: {', '.join(SIZES)}")
+    rows = []
+    for size in sizes:
+        data, lines = dataset(size, args.seed)
+        print(f"[bench] {size}: {lines:,} lines", flush=True)
+        product = run_product(data, size, args.k_max)
+        naive = run_reference("naive_pyspark", data, args.k_max, args.seed)
+        pandas = run_reference("pandas_sklearn", data, args.k_max, args.seed, REFERENCE_MEMORY_LIMIT)
+
+        def ratio(other):
+            ok = product["exit_code"] == 0 and other["exit_code"] == 0
+            return round(product["seconds"] / other["seconds"], 2) if ok else None
+
+        rows.append({"size": size, "lines": lines, "product": product, "naive_pyspark": naive,
+                     "pandas_sklearn": pandas, "ratio_naive": ratio(naive), "ratio_pandas": ratio(pandas)})
+        print(table(rows[-1:]), flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    command = "make bench" + (f" ARGS=\"{' '.join(argv or sys.argv[1:])}\"" if (argv or sys.argv[1:]) else "")
+    record = {"when": stamp, "command": command, "machine": machine(),
+              "sizes": [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
+                         for k, v in r.items()} for r in rows]}
+    (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
+    markdown = table(rows)
+    print(markdown)
+    if not args.no_update:
+        update_benchmarks_md(markdown, record)
+    return 0 if all(r["product"]["exit_code"] == 0 for r in rows) else 1
+
+
+def update_benchmarks_md(markdown: str, record: dict) -> None:
+    path = REPO / "BENCHMARKS.md"
+    text = path.read_text() if path.is_file() else "<!-- results:start -->\n<!-- results:end -->\n"
+    m = record["machine"]
+    block = (f"<!-- results:start -->\nMeasured {record['when']} with `{record['command']}` on {m['cpus']} cores "
+             f"({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}.\n\n{markdown}\n<!-- results:end -->")
+    path.write_text(re.sub(r"<!-- results:start -->.*?<!-- results:end -->", lambda _: block, text, flags=re.S))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

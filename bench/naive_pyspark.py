@@ -1,0 +1,49 @@
+"""Reference: a straightforward PySpark version, without the product's care.
+
+CSV with schema inference, the same cleaning and RFM as the pandas reference, MLlib KMeans over
+the k range with ClusteringEvaluator per k; no caching, no Delta, default settings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from pyspark.ml.clustering import KMeans
+from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.ml.feature import StandardScaler, VectorAssembler
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+
+def run(spark: SparkSession, landing: str, k_min: int, k_max: int, seed: int) -> dict:
+    timings = {}
+    started = time.perf_counter()
+    lines = spark.read.csv(landing, header=True, inferSchema=True)
+    lines = (lines.where(F.col("CustomerID").isNotNull()).dropDuplicates()
+             .where((F.col("Quantity") != 0) & (F.col("UnitPrice") > 0))
+             .withColumn("amount", F.col("Quantity") * F.col("UnitPrice")))
+    reference = lines.agg(F.date_add(F.to_date(F.max("InvoiceDate")), 1)).first()[0]
+    rfm = lines.groupBy("CustomerID").agg(
+        F.datediff(F.lit(reference), F.max("InvoiceDate")).alias("recency"),
+        F.countDistinct(F.when(~F.col("InvoiceNo").cast("string").startswith("C"), F.col("InvoiceNo"))).alias("frequency"),
+        F.sum("amount").alias("monetary"))
+    logged = rfm.select(*[(F.signum(c) * F.log1p(F.abs(c))).alias(c) for c in ("recency", "frequency", "monetary")])
+    assembled = VectorAssembler(inputCols=["recency", "frequency", "monetary"], outputCol="raw").transform(logged)
+    features = StandardScaler(inputCol="raw", outputCol="features", withMean=True).fit(assembled).transform(assembled)
+    timings["read_clean_rfm"] = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = {}
+    for k in range(k_min, k_max + 1):
+        predictions = KMeans(k=k, seed=seed).fit(features).transform(features)
+        scores[k] = {"silhouette_sq_euclidean": ClusteringEvaluator().evaluate(predictions)}
+    timings["kmeans_sweep"] = time.perf_counter() - started
+    return {"customers": rfm.count(), "timings": timings, "scores": scores}
+
+
+if __name__ == "__main__":
+    session = (SparkSession.builder.master("local[*]").appName("naive-reference")
+               .config("spark.ui.enabled", "false").config("spark.driver.memory", "3g").getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    print(json.dumps(run(session, sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))

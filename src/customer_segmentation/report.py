@@ -1,0 +1,227 @@
+"""The segment report: one self-contained HTML page for marketers, built from gold tables and the
+figures already logged to MLflow (the model's figures by `train`, the others by `publish`).
+
+`publish` draws the report's own figures once (from aggregates) and logs them to MLflow; the
+report embeds those same PNG files, so MLflow and the report never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from . import plots, tracking
+from .settings import Settings
+
+MODEL_FIGURES = ("segment_sizes.png", "segment_profile_heatmap.png", "segment_box_plots.png",
+                 "segment_projection.png", "metrics_by_k.png", "elbow_wcss.png")
+PUBLISH_TAG = "customer_segmentation.task"
+
+
+def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> list[Path]:
+    """The figures of the report that do not come from training, from aggregated tables only."""
+    t = settings.tables
+    migration = spark.table(t.segment_migration).toPandas()
+    rfm = spark.table(t.rfm_segments).groupBy("rfm_segment").count().orderBy(F.desc("count")).toPandas()
+    rejects = (spark.table(t.orders_quarantine).groupBy("reject_reason").count().orderBy(F.desc("count")).toPandas())
+    monthly = spark.table(t.monthly_revenue).orderBy("month").toPandas()
+    lost = spark.table(t.lost_customers_monthly).orderBy("month").toPandas()
+    products = spark.table(t.top_products).orderBy("rank_by_revenue").limit(15).toPandas()
+    countries = spark.table(t.revenue_by_country).orderBy(F.desc("net_revenue")).limit(15).toPandas()
+    currency = settings.currency
+    figures = [
+        plots.migration_matrix(migration, out / "segment_migration.png"),
+        plots.counts_bar(rfm["rfm_segment"], rfm["count"], out / "rfm_segments.png",
+                         "Rule-based RFM segments", "customers"),
+        plots.counts_bar(rejects["reject_reason"], rejects["count"], out / "rejected_lines.png",
+                         "Lines set aside in quarantine, by reason", "lines") if len(rejects) else None,
+        plots.monthly_revenue(monthly, out / "monthly_revenue.png", currency),
+        plots.lost_customers(lost, out / "lost_customers.png"),
+        plots.counts_bar([f"{d} ({c})"[:45] for d, c in zip(products["description"], products["stock_code"])],
+                         products["net_revenue"], out / "top_products.png",
+                         "Top products by net revenue", f"net revenue ({currency})"),
+        plots.counts_bar(countries["country"], countries["net_revenue"], out / "countries.png",
+                         "Net revenue by country (top 15)", f"net revenue ({currency})"),
+    ]
+    return [f for f in figures if f is not None]
+
+
+def _img(path: Path | None, alt: str) -> str:
+    if path is None or not path.is_file():
+        return f'<p class="missing">Figure not available: {html.escape(alt)}</p>'
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
+    formats = formats or {}
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for column in frame.columns:
+            value = row[column]
+            text = formats[column].format(value) if column in formats and pd.notna(value) else (
+                "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value))
+            cells.append(f"<td>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _figures(settings: Settings, workdir: Path) -> tuple[dict[str, Path], str, dict]:
+    """Download the champion's training figures and the latest publish figures from MLflow."""
+    import mlflow
+
+    tracking.configure(settings)
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias(settings.model_name, tracking.CHAMPION_ALIAS)
+    training = client.get_run(version.run_id)
+    found: dict[str, Path] = {}
+    folder = tracking.download_run_artifacts(version.run_id, "figures", workdir / "training")
+    found.update({p.name: p for p in folder.glob("*.png")})
+    selection = tracking.download_run_artifacts(version.run_id, "selection.txt", workdir / "selection")
+    publish_runs = client.search_runs([training.info.experiment_id],
+                                      filter_string=f"tags.`{PUBLISH_TAG}` = 'publish'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+    if publish_runs:
+        folder = tracking.download_run_artifacts(publish_runs[0].info.run_id, "report_figures", workdir / "publish")
+        found.update({p.name: p for p in folder.glob("*.png")})
+    champion = {"label": training.data.tags.get("champion", ""), "version": version.version,
+                "metrics": {k.removeprefix("champion_"): v for k, v in training.data.metrics.items()
+                            if k.startswith("champion_")} | {
+                    k: v for k, v in training.data.metrics.items() if k.startswith("silhouette_")}}
+    return found, selection.read_text(), champion
+
+
+def build(spark: SparkSession, settings: Settings) -> Path:
+    """Write <state_root>/report/index.html and return its path."""
+    t = settings.tables
+    profiles = spark.table(t.segment_profiles).orderBy(F.desc("customers")).toPandas()
+    as_of_date = profiles["as_of_date"].iloc[0]
+    metrics = (spark.table(t.clustering_metrics).where(F.col("as_of_date") == F.lit(as_of_date))
+               .orderBy("algorithm", "k").toPandas())
+    migration = spark.table(t.segment_migration).orderBy(F.desc("customers")).toPandas()
+    rfm = spark.table(t.rfm_segments).groupBy("rfm_segment").count().orderBy(F.desc("count")).toPandas()
+    quality = _quality(spark, settings)
+    concentration = spark.table(t.revenue_concentration).orderBy("top_percent").toPandas()
+    with tempfile.TemporaryDirectory() as tmp:
+        figures, selection, champion = _figures(settings, Path(tmp))
+        page = _render(settings, as_of_date, profiles, metrics, migration, rfm, quality, concentration, figures,
+                       selection, champion)
+    settings.report_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.report_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _quality(spark: SparkSession, settings: Settings) -> dict:
+    t = settings.tables
+    reasons = (spark.table(t.orders_quarantine).groupBy("reject_reason").count().orderBy(F.desc("count"))
+               .toPandas().rename(columns={"reject_reason": "reason", "count": "lines"}))
+    orders = spark.table(t.orders)
+    kept = spark.table(t.customer_features).select("customer_id")
+    # Customers seen only on rejected lines never reach the features: say how many, and why.
+    rejected_customers = (spark.table(t.orders_quarantine)
+                          .select(F.regexp_replace(F.trim("customer_id"), r"\.0+$", "").alias("customer_id"),
+                                  "reject_reason")
+                          .where(F.col("customer_id").rlike(r"\S")).join(kept, "customer_id", "left_anti")
+                          .join(orders.select("customer_id").distinct(), "customer_id", "left_anti")
+                          .groupBy("reject_reason").agg(F.countDistinct("customer_id").alias("customers"))
+                          .toPandas().rename(columns={"reject_reason": "only on lines rejected as"}))
+    return {
+        "lines_in": spark.table(t.transactions_raw).count(),
+        "orders": orders.count(),
+        "guest_lines": orders.where("NOT has_customer").count(),
+        "non_product_lines": orders.where("NOT is_product").count(),
+        "customers": kept.count(),
+        "reasons": reasons,
+        "excluded": rejected_customers,
+    }
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7fb}
+header{background:#1f3b70;color:#fff;padding:24px 40px}header h1{margin:0 0 6px}main{padding:8px 40px 40px}
+section{background:#fff;border-radius:10px;padding:18px 24px;margin:18px 0;box-shadow:0 1px 3px #0002}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:14px}
+.card{border:1px solid #dfe3ee;border-radius:10px;padding:14px 16px;background:#fbfcff}
+.card h3{margin:0 0 6px;color:#1f3b70}.share{font-size:13px;color:#4a5470;margin-bottom:8px}
+.action{margin-top:10px;padding:8px 10px;background:#eef6ee;border-left:4px solid #3a8d3a;font-size:14px}
+img{max-width:100%;height:auto;margin:8px 0;border:1px solid #eee}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #dde;padding:4px 8px;text-align:right}
+th{background:#eef1f8}td:first-child,th:first-child{text-align:left}.missing{color:#a33}
+.kpis{display:flex;gap:18px;flex-wrap:wrap}.kpi{background:#eef1f8;border-radius:8px;padding:8px 14px}
+.kpi b{display:block;font-size:20px}pre{white-space:pre-wrap;background:#f3f4f8;padding:10px;border-radius:6px}
+"""
+
+
+def _render(settings, as_of_date, profiles, metrics, migration, rfm, quality, concentration, figures, selection,
+            champion) -> str:
+    currency = html.escape(settings.currency)
+    cards = "".join(
+        f"""<div class="card"><h3>{html.escape(r.segment_name)}</h3>
+<div class="share">{r.customers:,} customers · {r.share_of_customers:.1%} of customers ·
+{r.share_of_net_revenue:.1%} of net revenue</div>
+<div>{html.escape(r.description)}</div>
+<div class="share">Median {r.median_monetary:,.0f} {currency} net · {r.median_frequency:.0f} orders ·
+last order {r.median_recency_days:.0f} days ago · mostly {html.escape(r.dominant_rfm_segment)} by RFM rules ·
+{html.escape(", ".join(r.top_countries))}</div>
+<div class="action"><b>Recommended:</b> {html.escape(r.recommended_action)}</div></div>"""
+        for r in profiles.itertuples())
+    metric_columns = ["algorithm", "k", "silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz",
+                      "smallest_segment_share", "is_champion", "skipped_reason"]
+    sections = [
+        ("segments", "The segments", f"<div class='cards'>{cards}</div>"),
+        ("profiles", "What sets them apart",
+         _img(figures.get("segment_profile_heatmap.png"), "segment profile heatmap")
+         + _img(figures.get("segment_box_plots.png"), "feature distributions per segment")
+         + _img(figures.get("segment_sizes.png"), "customers per segment")
+         + _img(figures.get("segment_projection.png"), "segments in two dimensions")),
+        ("migration", "Movement since the previous snapshot",
+         _img(figures.get("segment_migration.png"), "segment migration")
+         + _table(migration, {"customers": "{:,}"})),
+        ("rfm", "Rule-based RFM segments",
+         _img(figures.get("rfm_segments.png"), "rule-based RFM segments")
+         + _table(rfm.rename(columns={"count": "customers"}), {"customers": "{:,}"})),
+        ("model", "How the segments were chosen",
+         f"<p>Champion: <b>{html.escape(champion['label'])}</b>, registered as {html.escape(settings.model_name)} "
+         f"version {html.escape(str(champion['version']))}.</p><pre>{html.escape(selection)}</pre>"
+         + _img(figures.get("metrics_by_k.png"), "metrics by k") + _img(figures.get("elbow_wcss.png"), "elbow")
+         + _table(metrics[metric_columns], {"silhouette_sq_euclidean": "{:.4f}", "davies_bouldin": "{:.4f}",
+                                            "calinski_harabasz": "{:,.1f}", "smallest_segment_share": "{:.1%}"})),
+        ("quality", "Data quality",
+         f"""<div class="kpis"><div class="kpi"><b>{quality['lines_in']:,}</b>lines received</div>
+<div class="kpi"><b>{quality['orders']:,}</b>valid order lines</div>
+<div class="kpi"><b>{quality['lines_in'] - quality['orders']:,}</b>lines in quarantine</div>
+<div class="kpi"><b>{quality['guest_lines']:,}</b>guest lines (sales without a customer)</div>
+<div class="kpi"><b>{quality['customers']:,}</b>customers segmented</div></div>"""
+         + _img(figures.get("rejected_lines.png"), "rejected lines by reason") + _table(quality["reasons"],
+                                                                                      {"lines": "{:,}"})
+         + "<p>Customers excluded (they appear only on rejected lines):</p>"
+         + (_table(quality["excluded"], {"customers": "{:,}"}) if len(quality["excluded"]) else "<p>none</p>")
+         + f"<p>Guest lines count in revenue, not in customer features; {quality['non_product_lines']:,} lines of "
+           "postage, fees and adjustments are kept but not counted as spend on goods.</p>"),
+        ("insights", "Business insights",
+         _img(figures.get("monthly_revenue.png"), "monthly revenue and active customers")
+         + _img(figures.get("lost_customers.png"), "customers lost per month")
+         + _img(figures.get("top_products.png"), "top products")
+         + _img(figures.get("countries.png"), "revenue by country")
+         + "<p>Revenue concentration:</p>"
+         + _table(concentration[["top_percent", "customers", "share_of_net_revenue"]],
+                  {"customers": "{:,}", "share_of_net_revenue": "{:.1%}"})),
+    ]
+    body = "".join(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>'
+                   for key, title, content in sections)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">
+<title>Customer segments as of {as_of_date}</title><style>{CSS}</style></head><body>
+<header><h1>Customer segments as of {as_of_date}</h1>
+<div>{len(profiles)} segments · {int(profiles['customers'].sum()):,} customers · generated {generated}</div></header>
+<main>{body}</main></body></html>"""

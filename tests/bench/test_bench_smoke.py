@@ -1,0 +1,39 @@
+"""The benchmark harness and both references run (timings themselves belong to `make bench`)."""
+
+import sys
+
+import pytest
+
+from bench import naive_pyspark, pandas_sklearn
+from bench.__main__ import measure, table
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from customer_segmentation.generate import generate
+
+    out = tmp_path_factory.mktemp("bench")
+    generate(out, customers=40, seed=2)
+    return out / "transactions"
+
+
+def test_pandas_reference_runs(tiny):
+    result = pandas_sklearn.run(str(tiny), 2, 3, seed=1)
+    assert result["customers"] > 30 and set(result["scores"]) == {2, 3}
+    assert all(set(s) == {"silhouette", "davies_bouldin", "calinski_harabasz"} for s in result["scores"].values())
+
+
+def test_naive_pyspark_reference_runs(spark, tiny):
+    result = naive_pyspark.run(spark, str(tiny), 2, 3, seed=1)
+    assert result["customers"] > 30 and set(result["scores"]) == {2, 3}
+
+
+def test_harness_measures_time_and_memory_of_a_process_tree():
+    result = measure([sys.executable, "-c", "import time; x = bytearray(200_000_000); time.sleep(1)"])
+    assert result["exit_code"] == 0 and result["seconds"] >= 1 and result["peak_rss_gib"] >= 0.15
+    failed = measure([sys.executable, "-c", "raise SystemExit(3)"])
+    assert failed["exit_code"] == 3
+    row = {"size": "tiny", "lines": 1000, "ratio_naive": 0.5, "ratio_pandas": None,
+           "product": {**result, "tasks": {"bronze": 1.0}}, "naive_pyspark": result, "pandas_sklearn": failed}
+    markdown = table([row])
+    assert "| tiny | 1,000 |" in markdown and "failed (3)" in markdown

@@ -1,0 +1,108 @@
+"""What people see: the HTML report, the saved SQL queries and the sql command."""
+
+import base64
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from customer_segmentation import report, tracking
+from customer_segmentation.cli import main
+from testkit import REPO, settings_flags
+
+SECTIONS = ["segments", "profiles", "migration", "rfm", "model", "quality", "insights"]
+QUERIES = sorted((REPO / "queries").glob("*.sql"))
+
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sections, self.images, self.cards, self.links = [], [], 0, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs.get("id"))
+        if tag == "img":
+            self.images.append((attrs.get("alt"), attrs.get("src", "")))
+        if tag == "div" and attrs.get("class") == "card":
+            self.cards += 1
+        if tag in ("script", "link") or (tag == "a" and "href" in attrs):
+            self.links.append(tag)
+
+
+@pytest.fixture(scope="module")
+def built_report(spark, synthetic_job):
+    settings, _ = synthetic_job
+    path = report.build(spark, settings)
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    return settings, path, page
+
+
+def test_report_has_every_section_in_a_marketers_order(built_report):
+    _, path, page = built_report
+    assert path.name == "index.html" and path.parent.name == "report"
+    assert page.sections == SECTIONS
+    assert not page.links, "the page needs no network: no scripts, stylesheets or links"
+
+
+def test_one_card_per_segment_with_action(spark, built_report):
+    settings, path, page = built_report
+    profiles = spark.table(settings.tables.segment_profiles).toPandas()
+    assert page.cards == len(profiles)
+    text = path.read_text(encoding="utf-8")
+    for row in profiles.itertuples():
+        assert row.segment_name.replace("'", "&#x27;") in text
+    assert text.count("Recommended:") == len(profiles)
+
+
+def test_every_image_is_embedded_and_is_a_png(built_report):
+    _, _, page = built_report
+    assert len(page.images) >= 13
+    for alt, src in page.images:
+        assert src.startswith("data:image/png;base64,"), alt
+        data = base64.b64decode(src.split(",", 1)[1])
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000, alt
+
+
+def test_report_reuses_the_figures_logged_to_mlflow(built_report, tmp_path):
+    import mlflow
+
+    settings, path, _ = built_report
+    tracking.configure(settings)
+    version = mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, "champion")
+    heatmap = tracking.download_run_artifacts(version.run_id, "figures/segment_profile_heatmap.png", tmp_path)
+    encoded = base64.b64encode(heatmap.read_bytes()).decode()
+    assert encoded in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=lambda p: p.stem)
+def test_each_saved_query_runs_and_returns_rows(synthetic_job, capsys, query):
+    settings, _ = synthetic_job
+    assert main(["sql", "--file", str(query), *settings_flags(settings)]) == 0
+    out = capsys.readouterr().out
+    count = int(re.search(r"^(\d+) row\(s\)", out, re.MULTILINE).group(1))
+    assert count > 0, out
+
+
+def test_sql_by_layer_names_and_a_failing_query_is_one_line(synthetic_job, capsys):
+    settings, _ = synthetic_job
+    assert main(["sql", "SELECT count(*) AS n FROM ${gold}.customer_segments", *settings_flags(settings)]) == 0
+    assert "1 row(s)" in capsys.readouterr().out
+    assert main(["sql", "SELECT * FROM ${gold}.no_such_table", *settings_flags(settings)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: query failed:") and "no_such_table" in err[0]
+
+
+def test_help_explains_every_option_with_its_default(capsys):
+    for command in (["run"], ["task"], ["sql"], ["report"], ["generate"], ["upload"], ["trigger"], ["check-bundle"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        text = capsys.readouterr().out
+        options = re.findall(r"^\s+(--[a-z-]+)", text, re.MULTILINE)
+        assert options, command
+        assert "default" in text, command
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert "(default: 10)" in capsys.readouterr().out  # k-max
