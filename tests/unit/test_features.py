@@ -125,16 +125,26 @@ def test_recency_is_reversed_and_segments_follow_the_rules(spark):
         assert row["rfm_segment"] == expected
 
 
-@pytest.mark.parametrize("cell, segment", [
+CELLS = [
     ((5, 5, 5), "Champions"), ((4, 4, 4), "Champions"), ((3, 3, 3), "Loyal Customers"),
     ((5, 3, 4), "Loyal Customers"), ((1, 5, 5), "Can't Lose Them"), ((2, 4, 1), "At Risk"),
     ((1, 3, 3), "At Risk"), ((5, 1, 1), "New Customers"), ((4, 1, 5), "Promising"),
     ((5, 2, 1), "Potential Loyalist"), ((4, 5, 1), "Potential Loyalist"), ((3, 2, 5), "Need Attention"),
     ((3, 1, 1), "About To Sleep"), ((2, 2, 2), "Hibernating"), ((1, 1, 1), "Lost"), ((1, 2, 5), "Lost"),
-])
-def test_each_rule_based_segment(spark, cell, segment):
-    df = spark.createDataFrame([cell], "r_score int, f_score int, m_score int")
-    assert df.select(features.rfm_segment_expression(rfm_rules())).first()[0] == segment
+]
+
+
+@pytest.fixture(scope="module")
+def segment_of_cell(spark):
+    cells = [cell for cell, _ in CELLS]
+    df = spark.createDataFrame(cells, "r_score int, f_score int, m_score int")
+    rows = df.select("r_score", "f_score", "m_score", features.rfm_segment_expression(rfm_rules()).alias("s")).collect()
+    return {(r["r_score"], r["f_score"], r["m_score"]): r["s"] for r in rows}
+
+
+@pytest.mark.parametrize("cell, segment", CELLS)
+def test_each_rule_based_segment(segment_of_cell, cell, segment):
+    assert segment_of_cell[cell] == segment
 
 
 def test_rules_must_cover_every_cell():

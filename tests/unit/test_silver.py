@@ -54,39 +54,17 @@ def test_a_good_line_is_typed_and_normalised(spark):
     assert line["_line_id"] == "id0" and line["_source_file"] == "file:/landing/a.csv"
 
 
-@pytest.mark.parametrize("raw, clean", [
+CUSTOMER_IDS = [
     ("17850.0", "17850"), ("17850", "17850"), (" 17850.00 ", "17850"), ("", None), (None, None),
     ("nan", None), ("NaN", None), ("None", None), ("n/a", None), ("NULL", None), ("C-42", "C-42"),
-])
-def test_customer_id_is_a_clean_string_or_null(spark, raw, clean):
-    line = to_orders(classified(spark, [{**GOOD, "customer_id": raw}])).first()
-    assert line["customer_id"] == clean
-    assert line["has_customer"] == (clean is not None)
-
-
-def test_lines_without_customer_are_valid_sales(spark):
-    assert reasons(spark, [{**GOOD, "customer_id": ""}]) == [(None, None)]
-
-
-@pytest.mark.parametrize("invoice, quantity, cancellation", [
-    ("C536379", "-1", True), ("536379", "-5", True), ("c536379", "-1", True), ("536379", "5", False)])
-def test_cancellations_and_returns_are_kept_and_flagged(spark, invoice, quantity, cancellation):
-    line = to_orders(classified(spark, [{**GOOD, "invoice_no": invoice, "quantity": quantity}])).first()
-    assert line["is_cancellation"] is cancellation
-    assert line["line_amount"] == Decimal(quantity) * Decimal("2.55")
-
-
-@pytest.mark.parametrize("code, product", [
+]
+CANCELLATIONS = [("C536379", "-1", True), ("536379", "-5", True), ("c536379", "-1", True), ("536379", "5", False)]
+PRODUCT_CODES = [
     ("POST", False), ("post", False), ("DOT", False), ("M", False), ("D", False), ("BANK CHARGES", False),
     ("AMAZONFEE", False), ("CRUK", False), ("gift_0001_20", False), ("DCGSSBOY", False), ("C2", False),
     ("S", False), ("85123A", True), ("22423", True), ("MUG", True),
-])
-def test_product_and_non_product_codes(spark, code, product):
-    line = to_orders(classified(spark, [{**GOOD, "stock_code": code}])).first()
-    assert line["is_product"] is product
-
-
-@pytest.mark.parametrize("change, reason, detail", [
+]
+REJECTS = [
     ({"_malformed": "9 fields where the layout has 8"}, "malformed_line", "9 fields where the layout has 8"),
     ({"invoice_no": " "}, "missing_value", "InvoiceNo is empty"),
     ({"quantity": ""}, "missing_value", "Quantity is empty"),
@@ -104,11 +82,61 @@ def test_product_and_non_product_codes(spark, code, product):
     ({"unit_price": "5000000"}, "absurd_price", "unit price 5000000.0000 is beyond the limit"),
     ({"invoice_date": "2099-01-01 10:00:00"}, "implausible_date", "invoice date 2099-01-01 is before 1990-01-01"),
     ({"invoice_date": "1970-01-01 10:00:00"}, "implausible_date", "invoice date 1970-01-01"),
-])
-def test_each_reject_reason_with_a_specific_detail(spark, change, reason, detail):
-    [(got_reason, got_detail)] = reasons(spark, [{**GOOD, **change}])
-    assert got_reason == reason
-    assert detail in got_detail
+]
+
+
+@pytest.fixture(scope="module")
+def one_batch(spark):
+    """Every single-line case below, classified together in one DataFrame (one Spark job).
+
+    Each case gets its own description, so no two cases are duplicates of each other."""
+    cases = {}
+    for raw, _ in CUSTOMER_IDS:
+        cases[("customer", raw)] = {"customer_id": raw}
+    for invoice, quantity, _ in CANCELLATIONS:
+        cases[("cancellation", invoice, quantity)] = {"invoice_no": invoice, "quantity": quantity}
+    for code, _ in PRODUCT_CODES:
+        cases[("code", code)] = {"stock_code": code}
+    for index, (change, _, _) in enumerate(REJECTS):
+        cases[("reject", index)] = change
+    rows = [{**GOOD, "description": f"CASE {i}", **change, "_line_id": f"case{i}"}
+            for i, change in enumerate(cases.values())]
+    results = {r["_line_id"]: r for r in classified(spark, rows).collect()}
+    return {label: results[f"case{i}"] for i, label in enumerate(cases)}
+
+
+@pytest.mark.parametrize("raw, clean", CUSTOMER_IDS)
+def test_customer_id_is_a_clean_string_or_null(one_batch, raw, clean):
+    line = one_batch[("customer", raw)]
+    assert line["reject_reason"] is None
+    assert line["_customer_id"] == clean
+
+
+def test_lines_without_customer_are_valid_sales(spark):
+    assert reasons(spark, [{**GOOD, "customer_id": ""}]) == [(None, None)]
+    assert to_orders(classified(spark, [{**GOOD, "customer_id": ""}])).first()["has_customer"] is False
+
+
+@pytest.mark.parametrize("invoice, quantity, cancellation", CANCELLATIONS)
+def test_cancellations_and_returns_are_kept_and_flagged(one_batch, invoice, quantity, cancellation):
+    line = one_batch[("cancellation", invoice, quantity)]
+    assert line["reject_reason"] is None
+    assert line["_is_cancellation"] is cancellation
+    assert line["_line_amount"] == Decimal(quantity) * Decimal("2.55")
+
+
+@pytest.mark.parametrize("code, product", PRODUCT_CODES)
+def test_product_and_non_product_codes(one_batch, code, product):
+    line = one_batch[("code", code)]
+    assert line["reject_reason"] is None and line["_is_product"] is product
+
+
+@pytest.mark.parametrize("index", range(len(REJECTS)), ids=[f"{r[1]}-{i}" for i, r in enumerate(REJECTS)])
+def test_each_reject_reason_with_a_specific_detail(one_batch, index):
+    _, reason, detail = REJECTS[index]
+    line = one_batch[("reject", index)]
+    assert line["reject_reason"] == reason
+    assert detail in line["reject_detail"]
 
 
 def test_first_applicable_reason_wins(spark):
