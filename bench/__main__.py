@@ -19,6 +19,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,21 +42,20 @@ def measure(command: list[str], env: dict | None = None, memory_limit: int | Non
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
+    # A reader thread drains the pipe so a chatty child never blocks on a full buffer.
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
     root = psutil.Process(process.pid)
     peak = 0
-    output: list[str] = []
-    os.set_blocking(process.stdout.fileno(), False)
     while process.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
             peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
         except psutil.Error:
             pass
-        chunk = process.stdout.read()
-        if chunk:
-            output.append(chunk)
         time.sleep(0.2)
-    output.append(process.stdout.read() or "")
+    reader.join()
     return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_gib": round(peak / 1024 ** 3, 2),
             "exit_code": process.returncode, "output": "".join(output)}
 

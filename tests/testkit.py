@@ -24,7 +24,7 @@ def parent_and_children(settings):
     tracking.configure(settings)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     runs = mlflow.search_runs([experiment.experiment_id], output_format="list", order_by=["start_time DESC"])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    parents = [r for r in runs if r.data.tags.get(tracking.TASK_TAG) == "train"]
     latest = parents[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == latest.info.run_id]
     return parents, latest, children

@@ -36,6 +36,14 @@ def _unit(feature: str, currency: str) -> str:
     return currency if unit == "currency" else unit
 
 
+def _legend_or_note(ax) -> None:
+    """A legend when something was plotted, otherwise say why the panel is empty."""
+    if ax.get_lines():
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "no candidate could be trained", ha="center", va="center", transform=ax.transAxes)
+
+
 def elbow(metrics: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for algorithm, rows in metrics.dropna(subset=["wcss"]).groupby("algorithm", sort=False):
@@ -43,7 +51,7 @@ def elbow(metrics: pd.DataFrame, path: Path) -> Path:
     ax.set_title("Elbow: within-cluster sum of squares by number of segments")
     ax.set_xlabel("number of segments (k)")
     ax.set_ylabel("WCSS (standardised feature units²)")
-    ax.legend()
+    _legend_or_note(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -60,7 +68,7 @@ def metrics_by_k(metrics: pd.DataFrame, path: Path) -> Path:
         ax.set_xlabel("number of segments (k)")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-    axes[0].legend()
+    _legend_or_note(axes[0])
     fig.suptitle("Clustering quality by number of segments and algorithm")
     return _save(fig, path)
 

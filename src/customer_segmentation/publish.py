@@ -158,7 +158,7 @@ def _log_report_figures(spark: SparkSession, settings: Settings, model_version: 
     from . import report
 
     with mlflow.start_run(run_name=f"publish as of {as_of_date}",
-                          tags={report.PUBLISH_TAG: "publish", "model_version": str(model_version)}):
+                          tags={tracking.TASK_TAG: "publish", "model_version": str(model_version)}):
         mlflow.log_params({"as_of_date": str(as_of_date), "model_name": settings.model_name,
                            "model_version": str(model_version), "job_run_id": settings.run_id})
         with tempfile.TemporaryDirectory() as tmp:

@@ -22,35 +22,42 @@ from .settings import Settings
 
 MODEL_FIGURES = ("segment_sizes.png", "segment_profile_heatmap.png", "segment_box_plots.png",
                  "segment_projection.png", "metrics_by_k.png", "elbow_wcss.png")
-PUBLISH_TAG = "customer_segmentation.task"
 
 
 def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> list[Path]:
     """The figures of the report that do not come from training, from aggregated tables only."""
     t = settings.tables
-    migration = spark.table(t.segment_migration).toPandas()
-    rfm = spark.table(t.rfm_segments).groupBy("rfm_segment").count().orderBy(F.desc("count")).toPandas()
-    rejects = (spark.table(t.orders_quarantine).groupBy("reject_reason").count().orderBy(F.desc("count")).toPandas())
-    monthly = spark.table(t.monthly_revenue).orderBy("month").toPandas()
-    lost = spark.table(t.lost_customers_monthly).orderBy("month").toPandas()
-    products = spark.table(t.top_products).orderBy("rank_by_revenue").limit(15).toPandas()
-    countries = spark.table(t.revenue_by_country).orderBy(F.desc("net_revenue")).limit(15).toPandas()
+
+    def aggregate(table: str, build) -> pd.DataFrame | None:
+        # `publish` can run on its own over a feature table alone; a figure whose source table is
+        # not there is left out (the report says so) rather than failing the publish.
+        return build(spark.table(table)).toPandas() if spark.catalog.tableExists(table) else None
+
+    migration = aggregate(t.segment_migration, lambda df: df)
+    rfm = aggregate(t.rfm_segments, lambda df: df.groupBy("rfm_segment").count().orderBy(F.desc("count")))
+    rejects = aggregate(t.orders_quarantine,
+                        lambda df: df.groupBy("reject_reason").count().orderBy(F.desc("count")))
+    monthly = aggregate(t.monthly_revenue, lambda df: df.orderBy("month"))
+    lost = aggregate(t.lost_customers_monthly, lambda df: df.orderBy("month"))
+    products = aggregate(t.top_products, lambda df: df.orderBy("rank_by_revenue").limit(15))
+    countries = aggregate(t.revenue_by_country, lambda df: df.orderBy(F.desc("net_revenue")).limit(15))
     currency = settings.currency
-    figures = [
-        plots.migration_matrix(migration, out / "segment_migration.png"),
-        plots.counts_bar(rfm["rfm_segment"], rfm["count"], out / "rfm_segments.png",
-                         "Rule-based RFM segments", "customers"),
-        plots.counts_bar(rejects["reject_reason"], rejects["count"], out / "rejected_lines.png",
-                         "Lines set aside in quarantine, by reason", "lines") if len(rejects) else None,
-        plots.monthly_revenue(monthly, out / "monthly_revenue.png", currency),
-        plots.lost_customers(lost, out / "lost_customers.png"),
-        plots.counts_bar([f"{d} ({c})"[:45] for d, c in zip(products["description"], products["stock_code"])],
-                         products["net_revenue"], out / "top_products.png",
-                         "Top products by net revenue", f"net revenue ({currency})"),
-        plots.counts_bar(countries["country"], countries["net_revenue"], out / "countries.png",
-                         "Net revenue by country (top 15)", f"net revenue ({currency})"),
+    drawings = [
+        (migration, lambda: plots.migration_matrix(migration, out / "segment_migration.png")),
+        (rfm, lambda: plots.counts_bar(rfm["rfm_segment"], rfm["count"], out / "rfm_segments.png",
+                                       "Rule-based RFM segments", "customers")),
+        (rejects, lambda: plots.counts_bar(rejects["reject_reason"], rejects["count"], out / "rejected_lines.png",
+                                           "Lines set aside in quarantine, by reason", "lines")),
+        (monthly, lambda: plots.monthly_revenue(monthly, out / "monthly_revenue.png", currency)),
+        (lost, lambda: plots.lost_customers(lost, out / "lost_customers.png")),
+        (products, lambda: plots.counts_bar(
+            [f"{d} ({c})"[:45] for d, c in zip(products["description"], products["stock_code"])],
+            products["net_revenue"], out / "top_products.png", "Top products by net revenue",
+            f"net revenue ({currency})")),
+        (countries, lambda: plots.counts_bar(countries["country"], countries["net_revenue"], out / "countries.png",
+                                             "Net revenue by country (top 15)", f"net revenue ({currency})")),
     ]
-    return [f for f in figures if f is not None]
+    return [draw() for source, draw in drawings if source is not None and len(source)]
 
 
 def _img(path: Path | None, alt: str) -> str:
@@ -88,7 +95,7 @@ def _figures(settings: Settings, workdir: Path) -> tuple[dict[str, Path], str, d
     found.update({p.name: p for p in folder.glob("*.png")})
     selection = tracking.download_run_artifacts(version.run_id, "selection.txt", workdir / "selection")
     publish_runs = client.search_runs([training.info.experiment_id],
-                                      filter_string=f"tags.`{PUBLISH_TAG}` = 'publish'",
+                                      filter_string=f"tags.`{tracking.TASK_TAG}` = 'publish'",
                                       order_by=["attributes.start_time DESC"], max_results=1)
     if publish_runs:
         folder = tracking.download_run_artifacts(publish_runs[0].info.run_id, "report_figures", workdir / "publish")

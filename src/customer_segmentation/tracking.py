@@ -9,6 +9,8 @@ from pathlib import Path
 from .settings import Settings, on_databricks
 
 CHAMPION_ALIAS = "champion"
+# Which task opened a top-level run: "train" (the model search) or "publish" (the report figures).
+TASK_TAG = "customer_segmentation.task"
 
 
 def tracking_uri(settings: Settings) -> str:

@@ -245,7 +245,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     prepared.count()
     rule = SelectionRule(settings.min_segment_share, settings.selection_tolerance)
     try:
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"segmentation as of {as_of_date}") as parent:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"segmentation as of {as_of_date}",
+                              tags={tracking.TASK_TAG: "train"}) as parent:
             mlflow.log_params({
                 "source": settings.landing_path, "source_profile": settings.source_profile,
                 "as_of_date": str(as_of_date), "features": ",".join(kept),
