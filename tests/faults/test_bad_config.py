@@ -21,6 +21,11 @@ def _flags_without(settings, *names):
     return [x for flag, value in pairs if flag.lstrip("-").replace("-", "_") not in names for x in (flag, value)]
 
 
+@pytest.fixture(scope="module")
+def versions_before(spark, synthetic_job):
+    return _state(spark, synthetic_job[0])
+
+
 @pytest.mark.parametrize("flags, setting, allowed", [
     (["--k-min", "1"], "k_min", "at least 2 segments"),
     (["--k-min", "6", "--k-max", "5"], "k_max", "the k range is empty"),
@@ -33,9 +38,8 @@ def _flags_without(settings, *names):
     (["--source-profile", "no_such_layout"], "source_profile", "neither a built-in profile"),
     (["--landing-path", "/no/such/folder"], "landing_path", "does not exist"),
 ])
-def test_bad_setting_is_one_line_and_changes_nothing(spark, synthetic_job, capsys, flags, setting, allowed):
+def test_bad_setting_is_one_line(synthetic_job, versions_before, capsys, flags, setting, allowed):
     settings, _ = synthetic_job
-    before = _state(spark, settings)
     capsys.readouterr()
     base = _flags_without(settings, *[f.lstrip("-").replace("-", "_") for f in flags[::2]])
     code = main(["run", *base, *flags])
@@ -43,7 +47,11 @@ def test_bad_setting_is_one_line_and_changes_nothing(spark, synthetic_job, capsy
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: "), err
     assert setting in err[0] and allowed in err[0], err[0]
-    assert _state(spark, settings) == before
+
+
+def test_no_bad_setting_changed_any_table(spark, synthetic_job, versions_before):
+    # Runs after the cases above (file order); the versions were taken before the first of them.
+    assert versions_before and _state(spark, synthetic_job[0]) == versions_before
 
 
 def test_unknown_option_is_refused_by_the_cli(capsys):

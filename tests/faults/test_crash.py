@@ -11,13 +11,14 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from customer_segmentation.jobs import JOB_ORDER, run_job
+from customer_segmentation.jobs import JOB_ORDER
 from customer_segmentation.settings import Settings
-from testkit import REPO, quality_totals, snapshot
+from testkit import REPO, SMALL_JOB, quality_totals, snapshot
 
 pytestmark = pytest.mark.faults
 
-FLAGS = ["--k-max", "3", "--algorithms", "kmeans"]
+# The same model search as the reference job; the report is not part of any table.
+FLAGS = ["--k-max", str(SMALL_JOB["k_max"]), "--algorithms", ",".join(SMALL_JOB["algorithms"]), "--no-report"]
 
 
 def _start(landing: Path, state: Path) -> subprocess.Popen:
@@ -37,6 +38,8 @@ def _kill_during(task: str, landing: Path, state: Path, delay: float) -> list[st
             os.killpg(process.pid, signal.SIGKILL)  # the JVM dies with its Python driver
             break
     process.wait(timeout=60)
+    seen += process.stdout.read().splitlines()  # whatever it printed before the kill landed
+    assert not any(line.startswith(f"[{task}] done") for line in seen), f"{task} ended before the kill"
     return seen
 
 
@@ -50,11 +53,9 @@ def _tables_by_path(spark, state: Path, settings: Settings) -> dict:
     return snapshot(read, settings.tables.delta_tables(), [str(state)])
 
 
-def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, small_landing, tmp_path, session_state):
-    landing = tmp_path / "landing"
-    landing.mkdir()
-    for file in small_landing:
-        (landing / file.name).write_bytes(file.read_bytes())
+def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, small_reference, tmp_path):
+    reference = small_reference
+    landing = Path(reference.landing_path)
     state = tmp_path / "killed_state"
     interrupted = []
     for task, delay in zip(JOB_ORDER, (1.0, 2.0, 2.0, 3.0, 1.0)):
@@ -66,12 +67,6 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
                            timeout=600)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
 
-    # The reference: the same files and settings, never interrupted (in this test process).
-    reference = Settings(bronze_schema="ref_bronze", silver_schema="ref_silver", gold_schema="ref_gold",
-                         landing_path=str(landing), checkpoint_root=str(tmp_path / "ref_checkpoints"),
-                         state_root=str(session_state), experiment_name="ref_experiment", model_name="ref_model",
-                         k_max=3, algorithms=("kmeans",))
-    run_job(spark, reference)
     killed_tables = _tables_by_path(spark, state, Settings())
     reference_tables = snapshot(spark.table, reference.tables.delta_tables(), [])
     assert set(killed_tables) == set(reference_tables)

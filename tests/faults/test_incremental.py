@@ -15,25 +15,13 @@ def _tables(spark, settings):
 
 
 @pytest.fixture(scope="module")
-def two_ways(spark, small_landing, tmp_path_factory, session_state):
-    from customer_segmentation.settings import Settings
-
-    def settings_for(prefix):
-        root = tmp_path_factory.mktemp(prefix)
-        return Settings(bronze_schema=f"{prefix}_bronze", silver_schema=f"{prefix}_silver",
-                        gold_schema=f"{prefix}_gold", landing_path=str(root / "landing"),
-                        checkpoint_root=str(root / "checkpoints"), state_root=str(session_state),
-                        experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model", k_max=3,
-                        algorithms=("kmeans",))
-
-    batched, full = settings_for("inc_batched"), settings_for("inc_full")
+def two_ways(spark, small_landing, small_settings, small_reference):
+    batched = small_settings("inc_batched")
     files, n = sorted(small_landing), len(small_landing)
     for chunk in (files[:n // 3], files[n // 3:2 * n // 3], files[2 * n // 3:]):
         copy_files(chunk, Path(batched.landing_path))
         run_job(spark, batched)
-    copy_files(small_landing, Path(full.landing_path))
-    run_job(spark, full)
-    return batched, full
+    return batched, small_reference
 
 
 def test_batches_give_the_same_tables_as_one_run(spark, two_ways):
