@@ -6,6 +6,8 @@
 # MAGIC a checkpointed file stream locally) and appends its lines, exactly as they arrived, to
 # MAGIC `<catalog>.<bronze_schema>.transactions_raw` with `_source_file`, `_ingested_at` and
 # MAGIC `_rescued_data`. Files already ingested are skipped; a rerun after a failure writes nothing twice.
+# MAGIC The optional sources (`customers_path`, `engagement_path`, `products_path`, empty = not used) are
+# MAGIC ingested the same way into `<source>_raw`.
 # MAGIC
 # MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
 # MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
@@ -33,6 +35,12 @@ PARAMETERS = [
     "landing_path",
     "source_profile",
     "checkpoint_root",
+    "customers_path",
+    "customers_profile",
+    "engagement_path",
+    "engagement_profile",
+    "products_path",
+    "products_profile",
 ]
 dbutils, display = notebook.runtime(globals())
 settings = notebook.settings_from_widgets(dbutils, PARAMETERS)

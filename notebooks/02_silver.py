@@ -5,7 +5,8 @@
 # MAGIC Types and normalises the new bronze lines into `silver.orders` (cancellations and returns kept and
 # MAGIC flagged, guests kept as valid sales) and sends every other line, unchanged, to
 # MAGIC `silver.orders_quarantine` with a `reject_reason`. Every bronze line lands in exactly one of the two;
-# MAGIC the counts of each run are in `silver.quality_log`.
+# MAGIC the counts of each run are in `silver.quality_log`. Optional sources in use are cleaned into
+# MAGIC `silver.<source>` and `silver.<source>_quarantine`, counted in `silver.source_quality`.
 # MAGIC
 # MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
 # MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
@@ -34,6 +35,9 @@ PARAMETERS = [
     "checkpoint_root",
     "max_abs_quantity",
     "max_unit_price",
+    "customers_path",
+    "engagement_path",
+    "products_path",
 ]
 dbutils, display = notebook.runtime(globals())
 settings = notebook.settings_from_widgets(dbutils, PARAMETERS)

@@ -5,7 +5,9 @@
 # MAGIC Builds one row per customer as of the reference date (`as_of_date`; `auto` = the day after the
 # MAGIC latest invoice): recency, frequency, net monetary value and more in `gold.customer_features`, the
 # MAGIC rule-based RFM segments in `gold.rfm_segments`, and the business insight tables (monthly revenue,
-# MAGIC countries, top products and customers, lost customers, revenue concentration).
+# MAGIC countries, top products and customers, lost customers, revenue concentration), and each customer's
+# MAGIC value tier in `gold.value_tiers`. With the optional customer and engagement sources, their attributes
+# MAGIC and engagement scores are joined onto `gold.customer_features`.
 # MAGIC
 # MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
 # MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
@@ -31,6 +33,10 @@ PARAMETERS = [
     "gold_schema",
     "run_id",
     "as_of_date",
+    "seed",
+    "customers_path",
+    "engagement_path",
+    "products_path",
 ]
 dbutils, display = notebook.runtime(globals())
 settings = notebook.settings_from_widgets(dbutils, PARAMETERS)

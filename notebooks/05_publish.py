@@ -33,6 +33,9 @@ PARAMETERS = [
     "experiment_name",
     "model_name",
     "model_staging_path",
+    "customers_path",
+    "engagement_path",
+    "products_path",
 ]
 dbutils, display = notebook.runtime(globals())
 settings = notebook.settings_from_widgets(dbutils, PARAMETERS)

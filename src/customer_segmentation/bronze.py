@@ -17,7 +17,7 @@ from pyspark.sql.types import StringType, TimestampType
 
 from . import landing
 from .errors import SourceError
-from .profiles import TRANSACTIONS, SourceProfile, SourceSpec, load_profile
+from .profiles import OPTIONAL_SOURCES, TRANSACTIONS, SourceProfile, SourceSpec, load_profile
 from .settings import Settings, on_databricks
 from .tables import Column, TableSpec, create_table_if_missing, ensure_schemas, row_count
 
@@ -112,10 +112,17 @@ def ingest(spark: SparkSession, landing_path: str, profile: SourceProfile, spec:
 
 
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
-    """Task `bronze`: ingest new transaction files into bronze.transactions_raw."""
+    """Task `bronze`: ingest new transaction files into bronze.transactions_raw, and the files of
+    each optional source in use into bronze.<source>_raw."""
     check_landing_folder(settings.landing_path)
-    profile = load_profile(settings.source_profile, TRANSACTIONS)
+    inputs = [(TRANSACTIONS, settings.landing_path, load_profile(settings.source_profile, TRANSACTIONS),
+               settings.tables.transactions_raw)]
+    for spec in OPTIONAL_SOURCES:
+        if spec.name in settings.sources_in_use:
+            path = getattr(settings, f"{spec.name}_path")
+            check_landing_folder(path, f"{spec.name}_path")
+            profile = load_profile(getattr(settings, f"{spec.name}_profile"), spec, f"{spec.name}_profile")
+            inputs.append((spec, path, profile, getattr(settings.tables, f"{spec.name}_raw")))
     ensure_schemas(spark, settings)
-    added = ingest(spark, settings.landing_path, profile, TRANSACTIONS,
-                   settings.tables.transactions_raw, settings.checkpoint(settings.tables.transactions_raw))
-    return {settings.tables.transactions_raw: added}
+    return {table: ingest(spark, path, profile, spec, table, settings.checkpoint(table))
+            for spec, path, profile, table in inputs}

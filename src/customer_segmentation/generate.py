@@ -363,8 +363,10 @@ def _count_row_traps(traps: TrapCounter, row: list, invoice: _Invoice) -> None:
         traps.add("stock_adjustment_lines")
 
 
-def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: int = DAYS) -> dict:
-    """Write `<out_dir>/transactions/*.csv`, `planted_segments.csv` and `manifest.json`.
+def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: int = DAYS,
+             optional_sources: bool = False) -> dict:
+    """Write `<out_dir>/transactions/*.csv`, `planted_segments.csv` and `manifest.json`; with
+    `optional_sources`, also `customers/`, `engagement/` and `products/` (see `write_optional_sources`).
 
     Returns the manifest: lines written, files, customers and a count of every planted trap.
     """
@@ -432,5 +434,143 @@ def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: i
         "traps": dict(sorted(traps.counts.items())),
         "landing_path": str(landing),
     }
+    if optional_sources:
+        manifest["optional_sources"] = write_optional_sources(out, plan, catalogue, seed, days)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return manifest
+
+
+# --- Optional sources -------------------------------------------------------------------------
+# Consistent with the planted behaviours, so that they carry signal: wholesalers are businesses
+# (no age, income, gender or marital status), loyal high spenders open and click more emails and
+# hold the top loyalty tiers, lapsed customers stopped engaging when they stopped buying.
+
+CUSTOMER_HEADER = ["CustomerID", "Age", "Income", "Education", "LoyaltyTier", "Gender", "MaritalStatus", "Region"]
+ENGAGEMENT_HEADER = ["CustomerID", "Month", "EmailsOpened", "EmailsClicked", "Sessions", "PageViews",
+                     "SessionMinutes"]
+PRODUCT_HEADER = ["StockCode", "Category", "UnitCost"]
+EDUCATION = ("Secondary", "Vocational", "Bachelor", "Master", "Doctorate")
+TIERS = ("Bronze", "Silver", "Gold", "Platinum")
+UK_REGIONS = ("London", "South East", "North West", "Midlands", "Scotland", "Wales", "South West")
+
+
+@dataclass(frozen=True)
+class Persona:
+    age: tuple[int, int] | None        # None: a business, no personal attributes
+    income: tuple[int, int] | None
+    education_weights: tuple[float, ...]
+    tier_weights: tuple[float, ...]
+    opens_per_month: float
+    click_rate: float
+    sessions_per_month: float
+
+
+PERSONAS = {
+    "loyal_high_spender": Persona((38, 66), (55_000, 130_000), (1, 1, 3, 3, 1), (0, 1, 4, 4), 7.0, 0.45, 9.0),
+    "new_customer": Persona((19, 34), (18_000, 45_000), (2, 2, 3, 1, 0.2), (6, 1, 0, 0), 4.0, 0.25, 7.0),
+    "one_time_buyer": Persona((18, 75), (15_000, 60_000), (3, 2, 2, 1, 0.2), (8, 1, 0, 0), 0.4, 0.08, 0.6),
+    "lapsed": Persona((30, 62), (25_000, 70_000), (2, 2, 2, 1, 0.3), (3, 5, 1, 0), 0.8, 0.10, 0.8),
+    "wholesaler": Persona(None, None, (1, 1, 1, 1, 1), (0, 1, 5, 1), 1.5, 0.20, 3.0),
+    "returns_only": Persona((25, 70), (15_000, 60_000), (2, 2, 2, 1, 0.2), (8, 1, 0, 0), 0.2, 0.05, 0.3),
+}
+
+
+def _pick(rng, options, weights):
+    weights = np.array(weights, float)
+    return options[rng.choice(len(options), p=weights / weights.sum())]
+
+
+def write_optional_sources(out: Path, plan: Plan, catalogue: Catalogue, seed: int, days: int) -> dict:
+    """Write `customers/customers.csv`, `engagement/<month>.csv` and `products/products.csv`.
+
+    Returns counts of rows and of the traps planted in them (blank loyalty tiers, an age that is
+    not a number, an impossible age, a negative session count, a line with a field missing, exact
+    duplicate lines, products without a cost).
+    """
+    rng = np.random.default_rng([seed, 7])  # its own stream: transactions stay byte-identical
+    traps = TrapCounter()
+    folders = {name: out / name for name in ("customers", "engagement", "products")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("*.csv"):
+            old.unlink()
+    names = [b.name for b in BEHAVIOURS] + ["returns_only"]
+
+    rows = []
+    for index, customer_id in enumerate(plan.customer_ids):
+        persona = PERSONAS[names[plan.behaviour_of_customer[index]]]
+        foreign = plan.country_of_customer[index] != "United Kingdom"
+        region = "International" if foreign else str(rng.choice(UK_REGIONS))
+        tier = _pick(rng, TIERS, persona.tier_weights)
+        if rng.random() < 0.03:
+            tier = ""
+            traps.add("customers_blank_loyalty_tier")
+        if persona.age is None:
+            rows.append([f"{customer_id}", "", "", "", tier, "", "", region])
+            continue
+        rows.append([f"{customer_id}", str(int(rng.integers(*persona.age))),
+                     str(int(rng.integers(*persona.income) // 100 * 100)),
+                     _pick(rng, EDUCATION, persona.education_weights), tier,
+                     _pick(rng, ("F", "M", "Other"), (48, 48, 4)),
+                     _pick(rng, ("Single", "Married", "Divorced", "Widowed"), (4, 5, 1.5, 0.5)), region])
+    if len(rows) >= 10:
+        rows[1][1] = "forty"
+        traps.add("customers_age_not_a_number")
+        rows[2][1] = "230"
+        traps.add("customers_age_out_of_range")
+        rows.append(list(rows[3]))
+        traps.add("customers_duplicate_lines")
+    _write_csv(folders["customers"] / "customers.csv", CUSTOMER_HEADER, rows)
+
+    months = sorted({(FIRST_DAY + dt.timedelta(days=d)).strftime("%Y-%m") for d in range(days)})
+    month_index = {m: i for i, m in enumerate(months)}
+    first_day = np.full(len(plan.customer_ids), days)
+    last_day = np.full(len(plan.customer_ids), -1)
+    customer_events = plan.event_customer >= 0
+    np.minimum.at(first_day, plan.event_customer[customer_events], plan.event_seconds[customer_events] // 86400)
+    np.maximum.at(last_day, plan.event_customer[customer_events], plan.event_seconds[customer_events] // 86400)
+    by_month: dict[str, list] = {m: [] for m in months}
+    engagement_rows = 0
+    for index, customer_id in enumerate(plan.customer_ids):
+        if last_day[index] < 0:
+            continue
+        persona = PERSONAS[names[plan.behaviour_of_customer[index]]]
+        first_month = month_index[(FIRST_DAY + dt.timedelta(days=int(first_day[index]))).strftime("%Y-%m")]
+        last_month = month_index[(FIRST_DAY + dt.timedelta(days=int(last_day[index]))).strftime("%Y-%m")]
+        for month in months[first_month:last_month + 1]:
+            opens = int(rng.poisson(persona.opens_per_month))
+            sessions = int(rng.poisson(persona.sessions_per_month))
+            by_month[month].append([f"{customer_id}", month, str(opens), str(int(rng.binomial(opens, persona.click_rate))),
+                                    str(sessions), str(int(sessions * rng.uniform(3, 9))),
+                                    f"{sessions * rng.uniform(2, 7):.1f}"])
+            engagement_rows += 1
+    busiest = max(by_month, key=lambda m: len(by_month[m]))
+    if len(by_month[busiest]) >= 5:
+        by_month[busiest][0][4] = "-3"
+        traps.add("engagement_negative_sessions")
+        by_month[busiest][1] = by_month[busiest][1][:-1]
+        traps.add("engagement_missing_field")
+        by_month[busiest].append(list(by_month[busiest][2]))
+        traps.add("engagement_duplicate_lines")
+    for month, month_rows in by_month.items():
+        if month_rows:
+            _write_csv(folders["engagement"] / f"{month}.csv", ENGAGEMENT_HEADER, month_rows)
+
+    product_rows = []
+    for code, category, cost in zip(catalogue.codes, catalogue.categories, catalogue.unit_costs):
+        blank = rng.random() < 0.02
+        traps.add("products_without_cost", int(blank))
+        product_rows.append([str(code), CATEGORIES[category], "" if blank else f"{cost:.2f}"])
+    product_rows.append(list(product_rows[0]))
+    traps.add("products_duplicate_lines")
+    _write_csv(folders["products"] / "products.csv", PRODUCT_HEADER, product_rows)
+    return {"customers": len(rows), "engagement": engagement_rows + traps.counts.get("engagement_duplicate_lines", 0),
+            "products": len(product_rows), "traps": dict(sorted(traps.counts.items()))}
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")

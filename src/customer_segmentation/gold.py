@@ -6,7 +6,7 @@ import hashlib
 
 from pyspark.sql import SparkSession
 
-from . import __version__, features, insights
+from . import __version__, enrich, features, insights
 from .console import say
 from .errors import SourceError
 from .rules import CONFIG_DIR, rfm_rules
@@ -29,10 +29,17 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     if _built_from(spark, settings) == built_from:
         say(f"[gold_features] inputs unchanged since the last build ({built_from}): tables kept as they are")
         return {}
-    customer_features = features.customer_features(orders, as_of_date).persist()
+    sources = settings.sources_in_use
+    customer_features = enrich.enrich(
+        features.customer_features(orders, as_of_date),
+        enrich.customer_attributes(spark.table(tables.customers)) if "customers" in sources else None,
+        enrich.engagement_totals(spark.table(tables.engagement), as_of_date) if "engagement" in sources else None,
+    ) if sources else features.customer_features(orders, as_of_date)
+    customer_features = customer_features.persist()
     try:
         outputs = {
-            tables.customer_features: (customer_features, features.CUSTOMER_FEATURES),
+            tables.customer_features: (customer_features, enrich.enriched_spec(sources)),
+            tables.value_tiers: (enrich.value_tiers(customer_features, settings.seed), enrich.VALUE_TIERS),
             tables.rfm_segments: (features.rfm_segments(customer_features, rfm_rules()), features.RFM_SEGMENTS),
             tables.monthly_revenue: (insights.monthly_revenue(orders, customer_features, as_of_date),
                                      insights.SPECS["monthly_revenue"]),
@@ -47,6 +54,10 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             tables.revenue_concentration: (insights.revenue_concentration(customer_features, as_of_date),
                                            insights.SPECS["revenue_concentration"]),
         }
+        # The feature set changes with the optional sources: the table follows it.
+        if table_exists(spark, tables.customer_features) and (
+                spark.table(tables.customer_features).columns != enrich.enriched_spec(sources).names):
+            spark.sql(f"DROP TABLE {tables.customer_features}")
         written = overwrite_tables(spark, outputs)
         # Recorded last: a build interrupted before this line is redone in full next time.
         set_property(spark, tables.customer_features, BUILT_FROM, built_from)
@@ -58,15 +69,16 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
 def _inputs(spark: SparkSession, settings: Settings, as_of_date) -> str:
     """What the gold tables are a function of: silver's version, the date, the rules and the code."""
     rules = hashlib.sha256(b"".join((CONFIG_DIR / f).read_bytes() for f in ("cleaning.yaml", "rfm_segments.yaml")))
-    return (f"orders v{table_version(spark, settings.tables.orders)}, as of {as_of_date}, "
-            f"rules {rules.hexdigest()[:12]}, code {__version__}")
+    sources = "".join(f", {s} v{table_version(spark, getattr(settings.tables, s))}" for s in settings.sources_in_use)
+    return (f"orders v{table_version(spark, settings.tables.orders)}{sources}, as of {as_of_date}, "
+            f"rules {rules.hexdigest()[:12]}, seed {settings.seed}, code {__version__}")
 
 
 def _built_from(spark: SparkSession, settings: Settings) -> str | None:
     tables = settings.tables
     outputs = (tables.customer_features, tables.rfm_segments, tables.monthly_revenue, tables.revenue_by_weekday,
                tables.revenue_by_country, tables.top_products, tables.top_customers, tables.lost_customers_monthly,
-               tables.revenue_concentration)
+               tables.revenue_concentration, tables.value_tiers)
     if not all(table_exists(spark, name) for name in outputs):
         return None
     return get_property(spark, tables.customer_features, BUILT_FROM)

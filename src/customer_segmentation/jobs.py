@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from . import bronze, gold, publish, silver, training
+from . import attributes, bronze, gold, publish, silver, training
 from .console import say
 from .settings import Settings, on_databricks
 from .tables import row_count, table_exists
@@ -20,7 +20,7 @@ from .tables import row_count, table_exists
 TaskFunction = Callable[[SparkSession, Settings], dict[str, int]]
 TASKS: dict[str, TaskFunction] = {
     "bronze": bronze.run,
-    "silver": silver.run,
+    "silver": lambda spark, settings: {**silver.run(spark, settings), **attributes.run(spark, settings)},
     "gold_features": gold.run,
     "train": training.run,
     "publish": publish.run,

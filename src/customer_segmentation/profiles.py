@@ -48,6 +48,25 @@ TRANSACTIONS = SourceSpec(
     required_any=(("unit_price", "line_amount"),),
 )
 
+# Optional sources: who the customers are, how they engage, what the products are.
+CUSTOMERS = SourceSpec(
+    name="customers",
+    columns=("customer_id", "age", "income", "education", "loyalty_tier", "gender", "marital_status", "region"),
+    required=("customer_id",),
+)
+ENGAGEMENT = SourceSpec(
+    name="engagement",
+    columns=("customer_id", "month", "emails_opened", "emails_clicked", "sessions", "page_views",
+             "session_minutes"),
+    required=("customer_id", "month"),
+)
+PRODUCTS = SourceSpec(
+    name="products",
+    columns=("stock_code", "category", "unit_cost"),
+    required=("stock_code", "category"),
+)
+OPTIONAL_SOURCES = (CUSTOMERS, ENGAGEMENT, PRODUCTS)
+
 
 @dataclass(frozen=True)
 class SourceProfile:

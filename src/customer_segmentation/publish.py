@@ -6,11 +6,11 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DateType, DoubleType, IntegerType, LongType, StringType
 
-from . import profiling, tracking
+from . import enrich, profiling, tracking
 from .naming import SegmentName
 from .settings import CLUSTERING_FEATURES, Settings
 from .tables import Column as Col
-from .tables import TableSpec, create_table_if_missing, overwrite_tables, rows_in_last_commit
+from .tables import TableSpec, create_table_if_missing, overwrite_tables, rows_in_last_commit, table_exists
 
 _MODEL = (Col("model_name", StringType(), "Registered model that assigned the segment"),
           Col("model_version", StringType(), "Version of the registered model"))
@@ -51,6 +51,25 @@ SEGMENT_PROFILES = TableSpec(
     ),
 )
 
+# Profiled too when the optional sources give them.
+ENRICHED_PROFILE_FEATURES = ("age", "income", "loyalty_level", "engagement_score", "behaviour_score", "historical_clv")
+
+
+def profiles_spec(columns: list[str], with_categories: bool) -> TableSpec:
+    """segment_profiles' columns: as before, plus enriched features and preferred categories when present."""
+    extra = [Col(f"{stat}_{feature}", DoubleType(), f"{stat.capitalize()} {feature} of the segment's customers")
+             for feature in ENRICHED_PROFILE_FEATURES if feature in columns for stat in ("mean", "median")]
+    if with_categories:
+        extra.append(Col("preferred_categories", ArrayType(StringType()),
+                         "Categories the segment leans to most (over-index 1.1 or more, highest first), "
+                         "e.g. 'Christmas (1.8x)'; see gold.segment_categories"))
+    if not extra:
+        return SEGMENT_PROFILES
+    at = SEGMENT_PROFILES.names.index("dominant_rfm_segment")
+    columns_out = SEGMENT_PROFILES.columns[:at] + tuple(extra) + SEGMENT_PROFILES.columns[at:]
+    return TableSpec(comment=SEGMENT_PROFILES.comment, columns=columns_out)
+
+
 SEGMENT_HISTORY = TableSpec(
     comment="A snapshot of every customer's segment per as_of_date; publishing the same date again replaces "
             "that snapshot in one commit.",
@@ -73,17 +92,20 @@ def segment_names_frame(spark: SparkSession, names: dict[int, SegmentName]) -> D
                                  "segment_id int, segment_name string, recommended_action string")
 
 
-def profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName]) -> DataFrame:
-    """scored: customer features with segment_id; rfm: customer_id, rfm_segment."""
+def profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName],
+             preferred: dict[int, list[str]] | None = None) -> DataFrame:
+    """scored: customer features with segment_id; rfm: customer_id, rfm_segment; preferred: the
+    preferred categories of each segment, when products are known."""
     spark = scored.sparkSession
+    features = list(CLUSTERING_FEATURES) + [f for f in ENRICHED_PROFILE_FEATURES if f in scored.columns]
     net = F.col("monetary").cast("decimal(24,4)")
     totals = scored.agg(F.count("*").alias("n"), F.sum(net).alias("net")).first()
     stats = scored.groupBy("segment_id").agg(
         F.count("*").alias("customers"),
         (F.count("*") / F.lit(totals["n"])).alias("share_of_customers"),
         (F.sum(net).cast("double") / F.lit(float(totals["net"]) or 1.0)).alias("share_of_net_revenue"),
-        *[F.avg(f).alias(f"mean_{f}") for f in CLUSTERING_FEATURES],
-        *[F.percentile(f, 0.5).alias(f"median_{f}") for f in CLUSTERING_FEATURES],
+        *[F.avg(f).alias(f"mean_{f}") for f in features],
+        *[F.percentile(f, 0.5).alias(f"median_{f}") for f in features],
     )
     by_rfm = (scored.select("customer_id", "segment_id").join(rfm, "customer_id")
               .groupBy("segment_id", "rfm_segment").count())
@@ -105,7 +127,24 @@ def profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName]) -
                            for _, r in rows.iterrows()]
     rows["segment_name"] = rows["segment_id"].map(lambda s: names[int(s)].name)
     rows["recommended_action"] = rows["segment_id"].map(lambda s: names[int(s)].action)
-    return spark.createDataFrame(rows)
+    if preferred is None:
+        return spark.createDataFrame(rows)
+    # Joined as text (an all-empty list column has no type to infer), split back in Spark.
+    rows["preferred_categories"] = rows["segment_id"].map(lambda s: "\u001f".join(preferred.get(int(s), [])))
+    text = F.col("preferred_categories")
+    return spark.createDataFrame(rows).withColumn(
+        "preferred_categories", F.when(text == "", F.array().cast("array<string>")).otherwise(F.split(text, "\u001f")))
+
+
+def preferred_categories(categories: DataFrame, top: int = 3, threshold: float = 1.1) -> dict[int, list[str]]:
+    """segment_id -> the categories it over-indexes on most (at least `threshold`), as 'name (1.8x)'."""
+    rows = (categories.where((F.col("over_index") >= threshold) & (F.col("net_revenue") > 0))
+            .select("segment_id", "category", "over_index").collect())
+    out: dict[int, list[str]] = {}
+    for row in sorted(rows, key=lambda r: (r["segment_id"], -r["over_index"], r["category"])):
+        if len(out.setdefault(row["segment_id"], [])) < top:
+            out[row["segment_id"]].append(f"{row['category']} ({row['over_index']:.1f}x)")
+    return out
 
 
 def migration_view_sql(history: str, view: str) -> str:
@@ -185,11 +224,29 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                     .join(segment_names_frame(spark, names), "segment_id")
                     .join(rfm, "customer_id", "left")
                     .select("*", *lineage, F.lit(version.run_id).alias("training_run_id")))
-        written = overwrite_tables(spark, {
-            tables.customer_segments: (segments, CUSTOMER_SEGMENTS),
-            tables.segment_profiles: (profiles(scored, rfm, names).select("*", *lineage, F.lit(as_of_date).alias("as_of_date")),
-                                     SEGMENT_PROFILES),
-        })
+        sources = settings.sources_in_use
+        outputs = {}
+        preferred = None
+        if "products" in sources:
+            named = segments.select("customer_id", "segment_id", "segment_name", "as_of_date")
+            categories = enrich.segment_categories(
+                enrich.category_lines(spark.table(tables.orders), spark.table(tables.products), as_of_date),
+                named)
+            preferred = preferred_categories(categories)
+            outputs[tables.segment_categories] = (categories, enrich.SEGMENT_CATEGORIES)
+        if "customers" in sources:
+            outputs[tables.segment_attributes] = (
+                enrich.segment_attributes(scored.join(segment_names_frame(spark, names), "segment_id")),
+                enrich.SEGMENT_ATTRIBUTES)
+        profile_spec = profiles_spec(scored.columns, preferred is not None)
+        if table_exists(spark, tables.segment_profiles) and (
+                spark.table(tables.segment_profiles).columns != profile_spec.names):
+            spark.sql(f"DROP TABLE {tables.segment_profiles}")  # the optional sources changed its columns
+        outputs[tables.customer_segments] = (segments, CUSTOMER_SEGMENTS)
+        outputs[tables.segment_profiles] = (
+            profiles(scored, rfm, names, preferred).select("*", *lineage, F.lit(as_of_date).alias("as_of_date")),
+            profile_spec)
+        written = overwrite_tables(spark, outputs)
         create_table_if_missing(spark, tables.segment_history, SEGMENT_HISTORY)
         history = spark.table(tables.customer_segments).select(*SEGMENT_HISTORY.names)
         # One snapshot per as_of_date, replaced atomically: readers never see half of one.

@@ -118,14 +118,49 @@ def build(spark: SparkSession, settings: Settings) -> Path:
     rfm = spark.table(t.rfm_segments).groupBy("rfm_segment").count().orderBy(F.desc("count")).toPandas()
     quality = _quality(spark, settings)
     concentration = spark.table(t.revenue_concentration).orderBy("top_percent").toPandas()
+    tiers = (spark.table(t.value_tiers).groupBy("value_tier").agg(F.count("*").alias("customers"))
+             .orderBy(F.expr("array_position(array('High', 'Mid', 'Low'), value_tier)")).toPandas()
+             if spark.catalog.tableExists(t.value_tiers) else None)
+    who = _who_they_are(spark, settings)
     with tempfile.TemporaryDirectory() as tmp:
         figures, selection, champion = _figures(settings, Path(tmp))
         page = _render(settings, as_of_date, profiles, metrics, migration, rfm, quality, concentration, figures,
-                       selection, champion)
+                       selection, champion, tiers, who)
     settings.report_dir.mkdir(parents=True, exist_ok=True)
     path = settings.report_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _who_they_are(spark: SparkSession, settings: Settings) -> str | None:
+    """With the optional sources: attribute mix, engagement and preferred categories per segment."""
+    t, parts = settings.tables, []
+    sources = settings.sources_in_use
+    if "customers" in sources and spark.catalog.tableExists(t.segment_attributes):
+        mix = spark.table(t.segment_attributes).where(F.col("attribute").isin("loyalty_tier", "age_band", "gender"))
+        for attribute in ("loyalty_tier", "age_band", "gender"):
+            frame = (mix.where(F.col("attribute") == attribute).groupBy("segment_name").pivot("value")
+                     .agg(F.first("share_of_segment")).orderBy("segment_name").toPandas().fillna(0.0))
+            parts.append(f"<p>{html.escape(attribute.replace('_', ' ').capitalize())}, share of each segment:</p>"
+                         + _table(frame, {c: "{:.0%}" for c in frame.columns if c != "segment_name"}))
+    profiles = spark.table(t.segment_profiles)
+    extra = [c for c in ("mean_engagement_score", "mean_behaviour_score", "mean_age", "mean_loyalty_level",
+                         "preferred_categories") if c in profiles.columns]
+    if extra:
+        frame = profiles.select("segment_name", *extra).orderBy("segment_name").toPandas()
+        if "preferred_categories" in frame:
+            frame["preferred_categories"] = frame["preferred_categories"].map(lambda v: ", ".join(v) or "none")
+        parts.append("<p>Engagement and preferred product categories (over-index: the segment's share of "
+                     "spend in the category over everyone's):</p>"
+                     + _table(frame, {c: "{:,.2f}" for c in extra if c.startswith("mean_")}))
+    if "products" in sources and spark.catalog.tableExists(t.segment_categories):
+        margin = (spark.table(t.segment_categories).groupBy("segment_name")
+                  .agg((F.sum("margin") / F.sum(F.when(F.col("margin").isNotNull(), F.col("net_revenue"))))
+                       .alias("margin_rate"), F.sum("net_revenue").alias("net_revenue"))
+                  .orderBy(F.desc("net_revenue")).toPandas())
+        parts.append("<p>Margin by segment (lines whose product cost is known):</p>"
+                     + _table(margin, {"margin_rate": "{:.1%}", "net_revenue": "{:,.0f}"}))
+    return "".join(parts) or None
 
 
 def _quality(spark: SparkSession, settings: Settings) -> dict:
@@ -153,6 +188,13 @@ def _quality(spark: SparkSession, settings: Settings) -> dict:
     }
 
 
+def _preferred(profile) -> str:
+    categories = getattr(profile, "preferred_categories", None)
+    if categories is None or not len(categories):
+        return ""
+    return f'<div class="share">Buys more than others: {html.escape(", ".join(categories))}</div>'
+
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7fb}
 header{background:#1f3b70;color:#fff;padding:24px 40px}header h1{margin:0 0 6px}main{padding:8px 40px 40px}
@@ -170,7 +212,7 @@ th{background:#eef1f8}td:first-child,th:first-child{text-align:left}.missing{col
 
 
 def _render(settings, as_of_date, profiles, metrics, migration, rfm, quality, concentration, figures, selection,
-            champion) -> str:
+            champion, tiers=None, who=None) -> str:
     currency = html.escape(settings.currency)
     cards = "".join(
         f"""<div class="card"><h3>{html.escape(r.segment_name)}</h3>
@@ -180,7 +222,7 @@ def _render(settings, as_of_date, profiles, metrics, migration, rfm, quality, co
 <div class="share">Median {r.median_monetary:,.0f} {currency} net · {r.median_frequency:.0f} orders ·
 last order {r.median_recency_days:.0f} days ago · mostly {html.escape(r.dominant_rfm_segment)} by RFM rules ·
 {html.escape(", ".join(r.top_countries))}</div>
-<div class="action"><b>Recommended:</b> {html.escape(r.recommended_action)}</div></div>"""
+{_preferred(r)}<div class="action"><b>Recommended:</b> {html.escape(r.recommended_action)}</div></div>"""
         for r in profiles.itertuples())
     metric_columns = ["algorithm", "k", "silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz",
                       "smallest_segment_share", "is_champion", "skipped_reason"]
@@ -196,7 +238,9 @@ last order {r.median_recency_days:.0f} days ago · mostly {html.escape(r.dominan
          + _table(migration, {"customers": "{:,}"})),
         ("rfm", "Rule-based RFM segments",
          _img(figures.get("rfm_segments.png"), "rule-based RFM segments")
-         + _table(rfm.rename(columns={"count": "customers"}), {"customers": "{:,}"})),
+         + _table(rfm.rename(columns={"count": "customers"}), {"customers": "{:,}"})
+         + ("<p>Value tiers (recency, frequency and revenue each clustered in four, scores summed; "
+            "gold.value_tiers):</p>" + _table(tiers, {"customers": "{:,}"}) if tiers is not None else "")),
         ("model", "How the segments were chosen",
          f"<p>Champion: <b>{html.escape(champion['label'])}</b>, registered as {html.escape(settings.model_name)} "
          f"version {html.escape(str(champion['version']))}.</p><pre>{html.escape(selection)}</pre>"
@@ -224,6 +268,8 @@ last order {r.median_recency_days:.0f} days ago · mostly {html.escape(r.dominan
          + _table(concentration[["top_percent", "customers", "share_of_net_revenue"]],
                   {"customers": "{:,}", "share_of_net_revenue": "{:.1%}"})),
     ]
+    if who:
+        sections.insert(2, ("who", "Who they are and what they buy", who))
     body = "".join(f'<section id="{key}"><h2>{html.escape(title)}</h2>{content}</section>'
                    for key, title, content in sections)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -34,6 +34,20 @@ CLUSTERING_FEATURES = (
     "avg_days_between_orders",
 )
 DEFAULT_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg_order_value")
+# Columns gold adds to customer_features when the optional sources exist (see enrich.py).
+ATTRIBUTE_FEATURES = ("age", "income", "education_level", "loyalty_level", "gender", "marital_status", "region")
+ENGAGEMENT_FEATURES = ("emails_opened", "emails_clicked", "sessions", "page_views", "session_minutes",
+                       "engagement_score", "behaviour_score", "spend_engagement")
+ENRICHED_FEATURES = ATTRIBUTE_FEATURES + ENGAGEMENT_FEATURES + ("historical_clv",)
+FEATURE_PRESETS = {
+    "rfm": ("recency_days", "frequency", "monetary"),
+    "rfm_plus": DEFAULT_FEATURES,
+    # Everything the sources give; features whose source is not configured are left out (and logged).
+    "full": DEFAULT_FEATURES + ("distinct_products", "return_rate", "age", "income", "education_level",
+                                "loyalty_level", "gender", "marital_status", "region", "engagement_score",
+                                "behaviour_score", "spend_engagement"),
+}
+OPTIONAL_SOURCES = ("customers", "engagement", "products")
 
 
 def check_identifier(setting: str, value: str) -> str:
@@ -107,6 +121,13 @@ def _parse_choices(allowed: tuple[str, ...]) -> Callable[[str, str], tuple[str, 
     return parse
 
 
+def _parse_features(setting: str, text: str) -> tuple[str, ...]:
+    """A preset name (rfm, rfm_plus, full) or a comma-separated list of feature columns."""
+    if text.strip() in FEATURE_PRESETS:
+        return FEATURE_PRESETS[text.strip()]
+    return _parse_choices(CLUSTERING_FEATURES + ENRICHED_FEATURES)(setting, text)
+
+
 def _parse_text(setting: str, text: str) -> str:
     if any(ord(ch) < 32 for ch in text):
         raise ConfigError(setting, "contains control characters")
@@ -141,6 +162,12 @@ PARAMS: tuple[Param, ...] = (
           "folder (a volume path on Databricks) where transaction files land"),
     Param("source_profile", "uci",
           "layout of the landing files: a built-in profile name (uci) or the path of a profile YAML file"),
+    Param("customers_path", "", "optional folder of customer attribute files (default: none)"),
+    Param("customers_profile", "customers", "layout of the customer files: built-in profile or YAML path"),
+    Param("engagement_path", "", "optional folder of monthly engagement files (default: none)"),
+    Param("engagement_profile", "engagement", "layout of the engagement files: built-in profile or YAML path"),
+    Param("products_path", "", "optional folder of product catalogue files (default: none)"),
+    Param("products_profile", "products", "layout of the product files: built-in profile or YAML path"),
     Param("state_root", ".local", "local only: folder for the warehouse, metastore, MLflow store and report"),
     Param("checkpoint_root", "", "folder for streaming checkpoints (default: <state_root>/checkpoints; "
           "a volume path on Databricks)"),
@@ -151,8 +178,9 @@ PARAMS: tuple[Param, ...] = (
     Param("k_max", "10", "largest number of segments tried", _parse_int),
     Param("algorithms", ",".join(ALGORITHMS), "comma-separated clustering algorithms to sweep: "
           + ", ".join(ALGORITHMS), _parse_choices(ALGORITHMS)),
-    Param("features", ",".join(DEFAULT_FEATURES), "comma-separated customer features used for clustering; "
-          "allowed: " + ", ".join(CLUSTERING_FEATURES), _parse_choices(CLUSTERING_FEATURES)),
+    Param("features", ",".join(DEFAULT_FEATURES), "customer features used for clustering: a preset ("
+          + ", ".join(FEATURE_PRESETS) + ") or a comma-separated list; allowed: "
+          + ", ".join(CLUSTERING_FEATURES + ENRICHED_FEATURES), _parse_features),
     Param("min_segment_share", "0.03",
           "champion rule: the smallest segment must hold at least this share of customers", _parse_fraction),
     Param("selection_tolerance", "0.02",
@@ -181,6 +209,12 @@ PARAMS_BY_NAME = {param.name: param for param in PARAMS}
 
 
 VIEWS = ("segment_migration", "segment_summary", "customer_latest_segment")
+OPTIONAL_TABLES_OF = {
+    "customers": ("customers_raw", "customers", "customers_quarantine", "segment_attributes"),
+    "engagement": ("engagement_raw", "engagement", "engagement_quarantine"),
+    "products": ("products_raw", "products", "products_quarantine", "segment_categories"),
+}
+OPTIONAL_TABLES = tuple(t for tables in OPTIONAL_TABLES_OF.values() for t in tables) + ("source_quality",)
 
 
 @dataclass(frozen=True)
@@ -204,17 +238,30 @@ class TableNames:
     customer_segments: str
     segment_profiles: str
     segment_history: str
+    value_tiers: str
     segment_migration: str
     segment_summary: str
     customer_latest_segment: str
+    # Written only when optional sources are in use.
+    customers_raw: str
+    engagement_raw: str
+    products_raw: str
+    customers: str
+    customers_quarantine: str
+    engagement: str
+    engagement_quarantine: str
+    products: str
+    products_quarantine: str
+    source_quality: str
+    segment_categories: str
+    segment_attributes: str
 
     @classmethod
     def build(cls, catalog: str, bronze: str, silver: str, gold: str) -> "TableNames":
         schema_of_table = {
-            "transactions_raw": bronze,
-            "orders": silver,
-            "orders_quarantine": silver,
-            "quality_log": silver,
+            "transactions_raw": bronze, "customers_raw": bronze, "engagement_raw": bronze, "products_raw": bronze,
+            "orders": silver, "orders_quarantine": silver, "quality_log": silver, "source_quality": silver,
+            **{name: silver for source in OPTIONAL_SOURCES for name in (source, f"{source}_quarantine")},
         }
         return cls(**{
             name: f"{catalog}.{schema_of_table.get(name, gold)}.{name}"
@@ -224,9 +271,12 @@ class TableNames:
     def all(self) -> list[str]:
         return [getattr(self, f.name) for f in dataclasses.fields(self)]
 
-    def delta_tables(self) -> dict[str, str]:
-        """Short name -> full name of every Delta table (views left out)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in VIEWS}
+    def delta_tables(self, sources: tuple[str, ...] = ()) -> dict[str, str]:
+        """Short name -> full name of every Delta table the job writes when the given optional
+        sources are in use (views left out)."""
+        wanted = {t for source in sources for t in OPTIONAL_TABLES_OF[source]} | ({"source_quality"} if sources else set())
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in VIEWS and (f.name not in OPTIONAL_TABLES or f.name in wanted)}
 
 
 @dataclass(frozen=True)
@@ -237,6 +287,12 @@ class Settings:
     gold_schema: str = "gold"
     landing_path: str = ".local/landing/transactions"
     source_profile: str = "uci"
+    customers_path: str = ""
+    customers_profile: str = "customers"
+    engagement_path: str = ""
+    engagement_profile: str = "engagement"
+    products_path: str = ""
+    products_profile: str = "products"
     state_root: str = ".local"
     checkpoint_root: str = ""
     seed: int = 42
@@ -305,6 +361,11 @@ class Settings:
                 value = "auto"
             out[param.name] = str(value)
         return out
+
+    @property
+    def sources_in_use(self) -> tuple[str, ...]:
+        """The optional sources whose folder is set, in a fixed order."""
+        return tuple(name for name in OPTIONAL_SOURCES if getattr(self, f"{name}_path"))
 
     @property
     def schemas(self) -> tuple[str, str, str]:

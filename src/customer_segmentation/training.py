@@ -8,6 +8,7 @@ and the champion, registered with the alias `champion`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -26,7 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DateType, DoubleType, IntegerType, StringType
 
-from . import metrics, plots, profiling, tracking
+from . import enrich, metrics, plots, profiling, tracking
 from .console import say
 from .errors import UserError
 from .selection import Candidate, SelectionRule
@@ -36,6 +37,7 @@ from .tables import TableSpec, create_table_if_missing, table_version
 
 PARALLEL_FITS = 3
 CUSTOMERS_PER_PARTITION = 200_000
+ONE_HOT_WEIGHT = math.sqrt(0.5)
 METRIC_NAMES = ("silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss",
                 "smallest_segment_share", "largest_segment_share", "segments_found", "log_likelihood")
 
@@ -63,36 +65,98 @@ CLUSTERING_METRICS = TableSpec(
 )
 
 
-def signed_log1p_statement(features: list[str]) -> str:
-    # Feature names come from the validated settings list, never from free text.
-    transformed = ", ".join(f"signum(`{f}`) * ln(1 + abs(`{f}`)) AS `{f}__log`" for f in features)
-    return f"SELECT *, {transformed} FROM __THIS__"
+@dataclass(frozen=True)
+class FeaturePlan:
+    """How the chosen feature columns become one vector, fixed at training time.
+
+    Numeric features: signed log1p (tames skew, safe for zero and negative values), then
+    standardised. Nullable ones (age, income, education level) take the training median where
+    unknown, plus an `unknown` indicator. Categorical ones are one-hot encoded, each indicator
+    weighted 1/sqrt(2) so that two different categories are as far apart as one standard deviation.
+    """
+
+    numeric: tuple[str, ...]
+    medians: tuple[tuple[str, float], ...] = ()          # nullable numeric feature -> median
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # categorical feature -> observed values
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.numeric) + [name for name, _ in self.categories]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [f"{f}__log" for f in self.numeric] + [f"{f}__unknown" for f, _ in self.medians]
+
+    @property
+    def indicator_columns(self) -> list[str]:
+        return [f"{f}__{i}" for f, values in self.categories for i in range(len(values))]
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.numeric_columns) + len(self.indicator_columns)
 
 
-def preparation_pipeline(features: list[str]) -> Pipeline:
-    """Signed log1p (tames skew, safe for zero and negative values), assemble, standardise with mean."""
-    return Pipeline(stages=[
-        SQLTransformer(statement=signed_log1p_statement(features)),
-        VectorAssembler(inputCols=[f"{f}__log" for f in features], outputCol="raw_features"),
-        StandardScaler(inputCol="raw_features", outputCol="features", withMean=True, withStd=True),
-    ])
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def plan_features(df: DataFrame, features: list[str]) -> FeaturePlan:
+    """The plan for `features` of `df`: medians of nullable numeric ones, values of categorical ones."""
+    categorical = [f for f in features if f in enrich.CATEGORICAL_FEATURES]
+    numeric = [f for f in features if f not in categorical]
+    nullable = [f for f in numeric if df.where(F.col(f).isNull()).limit(1).count()]
+    medians = (df.agg(*[F.percentile(f, 0.5).alias(f) for f in nullable]).first().asDict() if nullable else {})
+    values = {f: tuple(sorted(r[0] for r in df.select(f).distinct().collect() if r[0] is not None))
+              for f in categorical}
+    return FeaturePlan(tuple(numeric), tuple((f, float(medians[f] or 0.0)) for f in nullable),
+                       tuple((f, values[f]) for f in categorical))
+
+
+def preparation_statement(plan: FeaturePlan) -> str:
+    # Feature names come from the validated settings; category values are SQL-escaped literals.
+    medians = dict(plan.medians)
+    parts = []
+    for f in plan.numeric:
+        value = f"coalesce(`{f}`, {medians[f]!r})" if f in medians else f"`{f}`"
+        parts.append(f"signum({value}) * ln(1 + abs({value})) AS `{f}__log`")
+    parts += [f"CAST(`{f}` IS NULL AS DOUBLE) AS `{f}__unknown`" for f, _ in plan.medians]
+    parts += [f"CAST(`{f}` = {_sql_literal(v)} AS DOUBLE) * {ONE_HOT_WEIGHT!r} AS `{f}__{i}`"
+              for f, values in plan.categories for i, v in enumerate(values)]
+    return f"SELECT *, {', '.join(parts)} FROM __THIS__"
+
+
+def preparation_pipeline(plan: FeaturePlan) -> Pipeline:
+    """Transform, assemble and standardise the numeric part, then append the one-hot indicators."""
+    stages = [SQLTransformer(statement=preparation_statement(plan)),
+              VectorAssembler(inputCols=plan.numeric_columns, outputCol="raw_features"),
+              StandardScaler(inputCol="raw_features", outputCol="scaled_features", withMean=True, withStd=True)]
+    stages.append(VectorAssembler(inputCols=["scaled_features", *plan.indicator_columns], outputCol="features")
+                  if plan.indicator_columns else
+                  SQLTransformer(statement="SELECT *, scaled_features AS features FROM __THIS__"))
+    return Pipeline(stages=stages)
 
 
 def select_features(df: DataFrame, features: list[str], max_correlation: float) -> tuple[list[str], dict[str, str]]:
-    """Drop features nearly duplicating an earlier one (|Pearson r| of the log features above the limit)."""
-    if max_correlation >= 1.0 or len(features) < 2 or df.limit(3).count() < 3:
-        return list(features), {}  # nothing to compare, or too few customers for a correlation
-    assembled = Pipeline(stages=preparation_pipeline(features).getStages()[:2]).fit(df).transform(df)
+    """Drop numeric features nearly duplicating an earlier one (|Pearson r| of the log features above the
+    limit), and features the table does not have (their optional source is not in use)."""
+    dropped = {f: f"not in the feature table (its optional source is not in use)" for f in features
+               if f not in df.columns}
+    features = [f for f in features if f in df.columns]
+    numeric = [f for f in features if f not in enrich.CATEGORICAL_FEATURES]
+    if max_correlation >= 1.0 or len(numeric) < 2 or df.limit(3).count() < 3:
+        return features, dropped  # nothing to compare, or too few customers for a correlation
+    plan = plan_features(df, numeric)
+    assembled = Pipeline(stages=preparation_pipeline(plan).getStages()[:2]).fit(df).transform(df)
     matrix = Correlation.corr(assembled, "raw_features").first()[0].toArray()
-    kept, dropped = [], {}
-    for i, feature in enumerate(features):
-        twins = [(features[j], matrix[i, j]) for j in range(i) if features[j] in kept
+    kept: list[str] = []
+    for i, feature in enumerate(numeric):
+        twins = [(numeric[j], matrix[i, j]) for j in range(i) if numeric[j] in kept
                  and not math.isnan(matrix[i, j]) and abs(matrix[i, j]) > max_correlation]
         if twins:
             dropped[feature] = f"correlation {twins[0][1]:.3f} with {twins[0][0]} (limit {max_correlation})"
         else:
             kept.append(feature)
-    return kept, dropped
+    return [f for f in features if f in kept or f in enrich.CATEGORICAL_FEATURES], dropped
 
 
 def estimator(algorithm: str, k: int, seed: int):
@@ -116,7 +180,7 @@ def _signature(df: DataFrame, features: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
-    types = {"integer": "integer", "long": "long", "double": "double"}
+    types = {"integer": "integer", "long": "long", "double": "double", "string": "string"}
     inputs = [ColSpec(types[df.schema[f].dataType.typeName()], f) for f in features]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("integer", "segment_id")]))
 
@@ -235,7 +299,10 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     kept, dropped = select_features(feature_table, list(settings.features), settings.max_feature_correlation)
     for feature, why in dropped.items():
         say(f"[train] feature {feature} dropped: {why}")
-    preparation = preparation_pipeline(kept).fit(feature_table)
+    if not kept:
+        raise UserError(f"no clustering feature left: {'; '.join(f'{f}: {why}' for f, why in dropped.items())}")
+    plan = plan_features(feature_table, kept)
+    preparation = preparation_pipeline(plan).fit(feature_table)
     # Sorted into as few partitions as the size allows: the same customers then give the same
     # seeded fits and the same floating-point sums on every run (Spark combines partition results
     # in completion order).
@@ -256,8 +323,9 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 "feature_table_version": table_version(spark, tables.customer_features),
                 "selection_rule": rule.describe()[:6000], "job_run_id": settings.run_id,
             })
-            mlflow.log_dict({"kept": kept, "dropped": dropped}, "feature_selection.json")
-            candidates, models, run_ids = fit_candidates(prepared, customers, len(kept), settings)
+            mlflow.log_dict({"kept": kept, "dropped": dropped, "plan": dataclasses.asdict(plan)},
+                            "feature_selection.json")
+            candidates, models, run_ids = fit_candidates(prepared, customers, plan.dimensions, settings)
             champion, reason = rule.choose(candidates, settings.algorithms)
             frame = metrics_frame(candidates, run_ids, champion)
             _log_sweep_artifacts(frame)
@@ -268,7 +336,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             say(f"[train] champion: {reason}")
             mlflow.set_tags({"champion": candidates[champion].label, "selection_reason": reason[:5000]})
             mlflow.log_text(f"{rule.describe()}\n\nChosen: {reason}\n", "selection.txt")
-            version = _log_champion(spark, settings, feature_table, kept, preparation, models[champion],
+            version = _log_champion(spark, settings, feature_table, plan, preparation, models[champion],
                                     prepared, candidates[champion])
             mlflow.set_tag("registered_model_version", version)
     finally:
@@ -287,7 +355,7 @@ def _log_sweep_artifacts(frame: pd.DataFrame) -> None:
         mlflow.log_artifacts(tmp, "figures")
 
 
-def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFrame, features: list[str],
+def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFrame, plan: FeaturePlan,
                   preparation: PipelineModel, model, prepared: DataFrame, candidate: Candidate) -> str:
     """Figures of the champion's segments, the model with its signature, registration and alias."""
     import mlflow
@@ -302,7 +370,8 @@ def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFr
                          for s, n in sorted(names.items())}, "segment_names.json")
         with tempfile.TemporaryDirectory() as tmp:
             profiling.draw_champion_figures(
-                scored, model.transform(prepared), names, features, Path(tmp), settings.seed, settings.currency,
+                scored, model.transform(prepared), names, list(plan.numeric), Path(tmp), settings.seed,
+                settings.currency,
                 f"Champion {candidate.label}: customers per segment")
             mlflow.log_artifacts(tmp, "figures")
         sample_value, sample_size = metrics.silhouette_euclidean_sample(
@@ -313,7 +382,7 @@ def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFr
     finally:
         scored.unpersist()
     info = mlflow.spark.log_model(
-        pipeline, "model", signature=_signature(feature_table, features),
+        pipeline, "model", signature=_signature(feature_table, plan.features),
         dfs_tmpdir=settings.model_staging, pip_requirements=[f"pyspark=={pyspark.__version__}"],
     )
     registered = mlflow.register_model(info.model_uri, settings.model_name)
