@@ -155,9 +155,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import customers_for_lines, generate
 
     customers = args.customers or (customers_for_lines(args.lines) if args.lines else SYNTHETIC_CUSTOMERS)
-    manifest = generate(args.out, customers=customers, seed=args.seed)
+    manifest = generate(args.out, customers=customers, seed=args.seed, optional_sources=args.with_optional_sources)
     say(f"wrote {manifest['lines']:,} lines in {manifest['files']} files to {manifest['landing_path']} "
         f"({manifest['customers']:,} customers, seed {manifest['seed']})")
+    if "optional_sources" in manifest:
+        counts = manifest["optional_sources"]
+        say("optional sources: " + ", ".join(f"{Path(args.out) / s}/ ({counts[s]:,} rows)"
+                                             for s in ("customers", "engagement", "products")))
     say(f"planted behaviours: {Path(args.out) / 'planted_segments.csv'}; "
         f"trap counts: {Path(args.out) / 'manifest.json'}")
     return 0
@@ -229,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"number of customers (default: {SYNTHETIC_CUSTOMERS})")
     size.add_argument("--lines", type=_positive_int, help="approximate number of lines to write")
     generate.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
+    generate.add_argument("--with-optional-sources", action="store_true",
+                          help="also write customers/, engagement/ and products/ next to transactions/ "
+                               "(default: transactions only)")
     generate.set_defaults(handler=cmd_generate)
 
     report = commands.add_parser("report", help="write the HTML segment report from the current tables",

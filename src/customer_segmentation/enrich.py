@@ -152,8 +152,9 @@ def _dimension_tier(df: DataFrame, value: Column, higher_is_better: bool, seed: 
     staged = df.withColumn("_value", value.cast("double"))
     distinct = staged.select("_value").distinct().limit(TIER_CLUSTERS).count()
     vectors = VectorAssembler(inputCols=["_value"], outputCol="_vector").transform(staged)
-    model = KMeans(k=max(distinct, 1), seed=seed, featuresCol="_vector", predictionCol="_cluster",
-                   maxIter=50).fit(vectors) if distinct > 1 else None
+    # One sorted partition: the seeded fit then sees the same points in the same order every run.
+    model = KMeans(k=distinct, seed=seed, featuresCol="_vector", predictionCol="_cluster", maxIter=50).fit(
+        vectors.select("customer_id", "_vector").orderBy("customer_id").coalesce(1)) if distinct > 1 else None
     if model is None:
         return df.withColumn(name, F.lit(2))
     tiers = tier_of_clusters([float(c[0]) for c in model.clusterCenters()], higher_is_better)
