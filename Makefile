@@ -44,12 +44,8 @@ $(JARS_DIR)/%.jar:
 run: bootstrap
 	$(PY) -m customer_segmentation run $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
-# Two workers: most test time is Spark driver latency, which overlaps well. Tests sharing an
-# expensive job fixture run on the same worker (see tests/conftest.py).
-TEST_WORKERS ?= 2
-
 test: bootstrap
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	$(PY) -m pytest $(ARGS)
 
 bench: bootstrap
 	$(PY) -m bench $(ARGS)

@@ -18,26 +18,15 @@ REAL_DATA = REPO.parent / "shared" / "data" / "online-retail" / "by-day"
 os.environ.setdefault("CUSTOMER_SEGMENTATION_JARS_DIR", str(REPO / ".local" / "jars"))
 os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Test data is small: two shuffle partitions mean fewer, shorter tasks (also in job subprocesses).
+os.environ.setdefault("CUSTOMER_SEGMENTATION_SHUFFLE_PARTITIONS", "2")
 
 _schema_counter = itertools.count()
-# Tests that share one of these session fixtures (a whole job run) go to the same xdist worker,
-# so each job runs once.
-SHARED_JOBS = ("synthetic_job", "real_job", "small_reference")
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        shared = [name for name in SHARED_JOBS if name in getattr(item, "fixturenames", ())]
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(shared[0]))
-
-
 _findings: list[str] = []
 
 
 def pytest_runtest_logreport(report):
-    # Figures a test records with record_property("finding", ...) are printed at the end of the
-    # run, also when the test ran on an xdist worker.
+    # Figures a test records with record_property("finding", ...) are printed at the end of the run.
     if report.when == "call":
         _findings.extend(f"{report.nodeid}: {value}" for key, value in report.user_properties if key == "finding")
 
