@@ -27,7 +27,7 @@ from pyspark.sql.types import (ArrayType, BooleanType, DoubleType, IntegerType, 
 
 from .bronze import bronze_table_spec
 from .errors import PipelineError
-from .profiles import CUSTOMERS, ENGAGEMENT, PRODUCTS, SourceSpec
+from .profiles import CUSTOMERS, ENGAGEMENT, PRODUCTS
 from .rules import cleaning_rules
 from .settings import Settings
 from .silver import clean_customer_id
