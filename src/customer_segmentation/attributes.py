@@ -30,7 +30,7 @@ from .errors import PipelineError
 from .profiles import CUSTOMERS, ENGAGEMENT, PRODUCTS
 from .rules import cleaning_rules
 from .settings import Settings
-from .silver import clean_customer_id
+from .silver import clean_customer_id, is_blank
 from .tables import Column as Col
 from .tables import TableSpec, create_table_if_missing, overwrite_tables, row_count
 
@@ -126,10 +126,6 @@ SOURCE_QUALITY = TableSpec(
     ))
 
 
-def _blank(column: Column) -> Column:
-    return column.isNull() | (F.trim(column) == "")
-
-
 def _typed(field: Field, text: Column) -> tuple[Column, Column | None, Column | None]:
     """(typed value, 'invalid' condition, 'out of range' condition) of a trimmed, non-blank text."""
     if field.kind == "int":
@@ -168,7 +164,7 @@ def classify(bronze: DataFrame, source: str) -> DataFrame:
             typed[field.name] = key
             continue
         value, invalid, out_of_range = _typed(field, text)
-        blank = _blank(raw)
+        blank = is_blank(raw)
         if field.required:
             checks.append(("missing_value", blank, F.lit(f"{field.name} is empty")))
         if invalid is not None:

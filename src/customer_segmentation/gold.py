@@ -11,7 +11,8 @@ from .console import say
 from .errors import SourceError
 from .rules import CONFIG_DIR, rfm_rules
 from .settings import Settings
-from .tables import ensure_schemas, get_property, overwrite_tables, set_property, table_exists, table_version
+from .tables import (drop_if_columns_changed, ensure_schemas, get_property, overwrite_tables, set_property,
+                     table_exists, table_version)
 
 BUILT_FROM = "customer_segmentation.built_from"
 
@@ -54,10 +55,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             tables.revenue_concentration: (insights.revenue_concentration(customer_features, as_of_date),
                                            insights.SPECS["revenue_concentration"]),
         }
-        # The feature set changes with the optional sources: the table follows it.
-        if table_exists(spark, tables.customer_features) and (
-                spark.table(tables.customer_features).columns != enrich.enriched_spec(sources).names):
-            spark.sql(f"DROP TABLE {tables.customer_features}")
+        drop_if_columns_changed(spark, tables.customer_features, enrich.enriched_spec(sources))
         written = overwrite_tables(spark, outputs)
         # Recorded last: a build interrupted before this line is redone in full next time.
         set_property(spark, tables.customer_features, BUILT_FROM, built_from)

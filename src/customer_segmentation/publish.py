@@ -10,7 +10,8 @@ from . import enrich, profiling, tracking
 from .naming import SegmentName
 from .settings import CLUSTERING_FEATURES, Settings
 from .tables import Column as Col
-from .tables import TableSpec, create_table_if_missing, overwrite_tables, rows_in_last_commit, table_exists
+from .tables import (TableSpec, create_table_if_missing, drop_if_columns_changed, overwrite_tables,
+                     rows_in_last_commit)
 
 _MODEL = (Col("model_name", StringType(), "Registered model that assigned the segment"),
           Col("model_version", StringType(), "Version of the registered model"))
@@ -239,9 +240,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 enrich.segment_attributes(scored.join(segment_names_frame(spark, names), "segment_id")),
                 enrich.SEGMENT_ATTRIBUTES)
         profile_spec = profiles_spec(scored.columns, preferred is not None)
-        if table_exists(spark, tables.segment_profiles) and (
-                spark.table(tables.segment_profiles).columns != profile_spec.names):
-            spark.sql(f"DROP TABLE {tables.segment_profiles}")  # the optional sources changed its columns
+        drop_if_columns_changed(spark, tables.segment_profiles, profile_spec)
         outputs[tables.customer_segments] = (segments, CUSTOMER_SEGMENTS)
         outputs[tables.segment_profiles] = (
             profiles(scored, rfm, names, preferred).select("*", *lineage, F.lit(as_of_date).alias("as_of_date")),

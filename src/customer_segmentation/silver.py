@@ -86,7 +86,7 @@ QUALITY_LOG = TableSpec(
 )
 
 
-def _blank(column: Column) -> Column:
+def is_blank(column: Column) -> Column:
     return column.isNull() | (F.trim(column) == "")
 
 
@@ -146,7 +146,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     required.append("line_amount" if uses_amount else "unit_price")
     missing = None
     for column in reversed(required):
-        missing = F.when(_blank(F.col(column)), F.lit(f"{source[column]} is empty")).otherwise(missing)
+        missing = F.when(is_blank(F.col(column)), F.lit(f"{source[column]} is empty")).otherwise(missing)
     future_limit = F.date_add(F.to_date("_ingested_at"), rules.future_tolerance_days)
     reason_checks: list[tuple[str, Column, Column]] = [
         ("malformed_line", F.col("_malformed").isNotNull(), F.col("_malformed")),

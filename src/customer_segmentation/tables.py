@@ -101,6 +101,13 @@ def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[DataFrame, Ta
     return counts
 
 
+def drop_if_columns_changed(spark: SparkSession, name: str, spec: TableSpec) -> None:
+    """Drop `name` when its columns are not the spec's (a table whose columns follow the optional
+    sources); the next overwrite recreates it. Overwrites keep a table's definition otherwise."""
+    if table_exists(spark, name) and spark.table(name).columns != spec.names:
+        spark.sql(f"DROP TABLE {name}")
+
+
 def set_property(spark: SparkSession, name: str, key: str, value: str) -> None:
     spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({_sql_string(key)} = {_sql_string(value)})")
 

@@ -139,7 +139,7 @@ def preparation_pipeline(plan: FeaturePlan) -> Pipeline:
 def select_features(df: DataFrame, features: list[str], max_correlation: float) -> tuple[list[str], dict[str, str]]:
     """Drop numeric features nearly duplicating an earlier one (|Pearson r| of the log features above the
     limit), and features the table does not have (their optional source is not in use)."""
-    dropped = {f: f"not in the feature table (its optional source is not in use)" for f in features
+    dropped = {f: "not in the feature table (its optional source is not in use)" for f in features
                if f not in df.columns}
     features = [f for f in features if f in df.columns]
     numeric = [f for f in features if f not in enrich.CATEGORICAL_FEATURES]
