@@ -38,6 +38,7 @@ PARAMETERS = [
     "k_max",
     "algorithms",
     "features",
+    "kmeans_starts",
     "min_segment_share",
     "selection_tolerance",
     "max_feature_correlation",

@@ -181,6 +181,9 @@ PARAMS: tuple[Param, ...] = (
     Param("features", ",".join(DEFAULT_FEATURES), "customer features used for clustering: a preset ("
           + ", ".join(FEATURE_PRESETS) + ") or a comma-separated list; allowed: "
           + ", ".join(CLUSTERING_FEATURES + ENRICHED_FEATURES), _parse_features),
+    Param("kmeans_starts", "5",
+          "k-means fits per k, each from another seeded start; the one with the lowest WCSS is kept "
+          "(one start can stop in a poor local optimum)", _parse_int),
     Param("min_segment_share", "0.03",
           "champion rule: the smallest segment must hold at least this share of customers", _parse_fraction),
     Param("selection_tolerance", "0.02",
@@ -301,6 +304,7 @@ class Settings:
     k_max: int = 10
     algorithms: tuple[str, ...] = ALGORITHMS
     features: tuple[str, ...] = DEFAULT_FEATURES
+    kmeans_starts: int = 5
     min_segment_share: float = 0.03
     selection_tolerance: float = 0.02
     max_feature_correlation: float = 0.95
@@ -327,6 +331,8 @@ class Settings:
             raise ConfigError("landing_path", "is empty")
         if not self.features:
             raise ConfigError("features", "is empty")
+        if not 1 <= self.kmeans_starts <= 50:
+            raise ConfigError("kmeans_starts", f"{self.kmeans_starts} is outside 1-50")
         if self.silhouette_sample_size < 10:
             raise ConfigError("silhouette_sample_size", f"{self.silhouette_sample_size} is below 10")
         object.__setattr__(

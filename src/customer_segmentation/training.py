@@ -176,6 +176,18 @@ def estimator(algorithm: str, k: int, seed: int):
                            probabilityCol="segment_probability", maxIter=100, tol=1e-4)
 
 
+def fit_best_start(prepared: DataFrame, algorithm: str, k: int, settings: Settings):
+    """The fitted model; for k-means the best (lowest WCSS) of `kmeans_starts` seeded starts.
+
+    One k-means start often stops in a poor local optimum; keeping the best of several is the
+    usual remedy (scikit-learn's n_init). Seeds are seed, seed+1, ...: reruns give the same model.
+    """
+    if algorithm != "kmeans":
+        return estimator(algorithm, k, settings.seed).fit(prepared)
+    fits = [estimator(algorithm, k, settings.seed + start).fit(prepared) for start in range(settings.kmeans_starts)]
+    return min(fits, key=lambda model: model.summary.trainingCost)
+
+
 def _signature(df: DataFrame, features: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
@@ -205,7 +217,7 @@ def fit_and_measure(prepared: DataFrame, algorithm: str, k: int, customers: int,
     if customers < k:
         return Fitted(Candidate(algorithm, k, {}, f"only {customers} customers, fewer than k={k}"), None, None)
     try:
-        model = estimator(algorithm, k, settings.seed).fit(prepared)
+        model = fit_best_start(prepared, algorithm, k, settings)
         values = metrics.cluster_metrics(model.transform(prepared), dimensions, prediction_col="segment_id")
         if algorithm == "gaussian_mixture":
             values["log_likelihood"] = float(model.summary.logLikelihood)
@@ -318,7 +330,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 "source": settings.landing_path, "source_profile": settings.source_profile,
                 "as_of_date": str(as_of_date), "features": ",".join(kept),
                 "features_dropped": ",".join(dropped) or "none", "k_min": settings.k_min, "k_max": settings.k_max,
-                "algorithms": ",".join(settings.algorithms), "seed": settings.seed, "customers": customers,
+                "algorithms": ",".join(settings.algorithms), "kmeans_starts": settings.kmeans_starts,
+                "seed": settings.seed, "customers": customers,
                 "feature_table": tables.customer_features,
                 "feature_table_version": table_version(spark, tables.customer_features),
                 "selection_rule": rule.describe()[:6000], "job_run_id": settings.run_id,

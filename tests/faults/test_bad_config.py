@@ -22,8 +22,8 @@ def _flags_without(settings, *names):
 
 
 @pytest.fixture(scope="module")
-def versions_before(spark, synthetic_job):
-    return _state(spark, synthetic_job[0])
+def versions_before(spark, small_reference):
+    return _state(spark, small_reference)
 
 
 @pytest.mark.parametrize("flags, setting, allowed", [
@@ -38,8 +38,8 @@ def versions_before(spark, synthetic_job):
     (["--source-profile", "no_such_layout"], "source_profile", "neither a built-in profile"),
     (["--landing-path", "/no/such/folder"], "landing_path", "does not exist"),
 ])
-def test_bad_setting_is_one_line(synthetic_job, versions_before, capsys, flags, setting, allowed):
-    settings, _ = synthetic_job
+def test_bad_setting_is_one_line(small_reference, versions_before, capsys, flags, setting, allowed):
+    settings = small_reference
     capsys.readouterr()
     base = _flags_without(settings, *[f.lstrip("-").replace("-", "_") for f in flags[::2]])
     code = main(["run", *base, *flags])
@@ -49,9 +49,9 @@ def test_bad_setting_is_one_line(synthetic_job, versions_before, capsys, flags, 
     assert setting in err[0] and allowed in err[0], err[0]
 
 
-def test_no_bad_setting_changed_any_table(spark, synthetic_job, versions_before):
+def test_no_bad_setting_changed_any_table(spark, small_reference, versions_before):
     # Runs after the cases above (file order); the versions were taken before the first of them.
-    assert versions_before and _state(spark, synthetic_job[0]) == versions_before
+    assert versions_before and _state(spark, small_reference) == versions_before
 
 
 def test_unknown_option_is_refused_by_the_cli(capsys):

@@ -1,5 +1,9 @@
 """Crash safety: a job process killed with SIGKILL in the middle of each task, then run again,
-ends in exactly the state of a run that was never interrupted."""
+ends in exactly the state of a run that was never interrupted.
+
+After the first kill the job is rerun from the start; after each later kill it is resumed from
+the killed task (`run --from`, as a Databricks repair run does), so every task is killed once and
+every killed task is run again over what the kill left behind."""
 
 import os
 import signal
@@ -18,18 +22,19 @@ from testkit import REPO, SMALL_JOB, quality_totals, snapshot
 pytestmark = pytest.mark.faults
 
 # The same model search as the reference job; the report is not part of any table.
-FLAGS = ["--k-max", str(SMALL_JOB["k_max"]), "--algorithms", ",".join(SMALL_JOB["algorithms"]), "--no-report"]
+FLAGS = ["--k-max", str(SMALL_JOB["k_max"]), "--algorithms", ",".join(SMALL_JOB["algorithms"]),
+         "--kmeans-starts", str(SMALL_JOB["kmeans_starts"]), "--no-report"]
 
 
-def _start(landing: Path, state: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "customer_segmentation", "run", "--source", str(landing), "--state-root", str(state),
-         *FLAGS], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+def _command(landing: Path, state: Path, start_at: str) -> list[str]:
+    return [sys.executable, "-m", "customer_segmentation", "run", "--source", str(landing), "--state-root", str(state),
+            "--from", start_at, *FLAGS]
 
 
-def _kill_during(task: str, landing: Path, state: Path, delay: float) -> list[str]:
-    """Run the job; SIGKILL the whole process group `delay` seconds after `task` starts."""
-    process = _start(landing, state)
+def _kill_during(task: str, command: list[str], delay: float) -> list[str]:
+    """Run `command`; SIGKILL the whole process group `delay` seconds after `task` starts."""
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
     seen = []
     for line in process.stdout:
         seen.append(line.rstrip())
@@ -58,12 +63,13 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
     landing = Path(reference.landing_path)
     state = tmp_path / "killed_state"
     interrupted = []
-    for task, delay in zip(JOB_ORDER, (1.0, 2.0, 2.0, 3.0, 1.0)):
-        output = _kill_during(task, landing, state, delay)
+    # Killed in bronze; rerun from the start and killed in silver; then resumed at each killed task.
+    resume_at = (JOB_ORDER[0], *JOB_ORDER[:-1])
+    for task, start_at, delay in zip(JOB_ORDER, resume_at, (1.0, 2.0, 2.0, 3.0, 1.0)):
+        output = _kill_during(task, _command(landing, state, start_at), delay)
         interrupted.append((task, output[-1]))
         assert any(line.startswith(f"[{task}] started") for line in output), output[-5:]
-    final = subprocess.run([sys.executable, "-m", "customer_segmentation", "run", "--source", str(landing),
-                            "--state-root", str(state), *FLAGS], cwd=REPO, capture_output=True, text=True,
+    final = subprocess.run(_command(landing, state, JOB_ORDER[-1]), cwd=REPO, capture_output=True, text=True,
                            timeout=600)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
 

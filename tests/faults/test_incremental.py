@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import mlflow
 import pytest
 
+from customer_segmentation import tracking
 from customer_segmentation.jobs import JOB_ORDER, run_job, run_task
 from testkit import copy_files, quality_totals, snapshot
 
@@ -39,5 +41,19 @@ def test_batches_give_the_same_tables_as_one_run(spark, two_ways):
 def test_rerunning_a_task_changes_no_table_content(spark, two_ways, task):
     _, full = two_ways
     before = _tables(spark, full)
-    run_task(spark, full, task)
+    champion_before = _champion_version(full)
+    result = run_task(spark, full, task)
     assert _tables(spark, full) == before
+    if task == "bronze":
+        assert result.rows_written == {full.tables.transactions_raw: 0}
+    # Retraining registers a new version and moves the alias, even when the segments are the same.
+    assert _champion_version(full) == champion_before + (task == "train")
+    history = spark.table(full.tables.segment_history)
+    assert history.select("as_of_date").distinct().count() == 1, "one snapshot per as_of_date"
+    assert history.count() == spark.table(full.tables.customer_features).count()
+    assert spark.table(full.tables.segment_migration).toPandas()["customers"].sum() == history.count()
+
+
+def _champion_version(settings) -> int:
+    tracking.configure(settings)
+    return int(mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, "champion").version)

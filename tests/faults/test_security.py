@@ -33,8 +33,8 @@ def test_no_credentials_in_the_repository():
             assert not pattern.search(text), f"{name} matches {pattern.pattern}"
 
 
-def test_mlflow_params_and_artifacts_hold_no_credentials_and_no_customer_rows(spark, synthetic_job, tmp_path):
-    settings, _ = synthetic_job
+def test_mlflow_params_and_artifacts_hold_no_credentials_and_no_customer_rows(spark, small_reference, tmp_path):
+    settings = small_reference
     parents, parent, children = parent_and_children(settings)
     for run in [parent, *children]:
         for key, value in {**run.data.params, **run.data.tags}.items():
@@ -54,12 +54,12 @@ def test_mlflow_params_and_artifacts_hold_no_credentials_and_no_customer_rows(sp
     assert "input_example" not in model and "signature" in model
 
 
-def test_mlflow_run_parameters_are_settings_not_environment(synthetic_job):
-    settings, _ = synthetic_job
+def test_mlflow_run_parameters_are_settings_not_environment(small_reference):
+    settings = small_reference
     _, parent, _ = parent_and_children(settings)
     allowed = {"source", "source_profile", "as_of_date", "features", "features_dropped", "k_min", "k_max",
-               "algorithms", "seed", "customers", "feature_table", "feature_table_version", "selection_rule",
-               "job_run_id"}
+               "algorithms", "kmeans_starts", "seed", "customers", "feature_table", "feature_table_version",
+               "selection_rule", "job_run_id"}
     assert set(parent.data.params) <= allowed
     assert json.loads(json.dumps(parent.data.params))  # plain strings only
     assert mlflow.get_tracking_uri().startswith("sqlite:")
