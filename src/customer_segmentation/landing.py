@@ -11,6 +11,7 @@ User-given values (delimiter, column names) only ever reach Spark as literals, n
 from __future__ import annotations
 
 import re
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -56,22 +57,28 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     mapped_sources = [source.lower() for _, source in profile.mapping]
     declared_layout = F.array(*[F.lit(s.lower()) for s in profile.source_columns])
     value = F.regexp_replace(F.col("value"), "^\ufeff", "")  # a byte-order mark is not data
-    df = (
+
+    data = (
         lines.withColumn("_raw_line", F.col("value"))
         .withColumn("_fields", split_fields(value, profile))
-        .withColumn("_norm_fields", _normalised(F.col("_fields")))
+        .where(F.trim(value) != "")
     )
     if profile.header:
-        is_header = F.lit(True)
-        for source in mapped_sources:
-            is_header = is_header & F.array_contains("_norm_fields", F.lit(source))
+        def names_every_mapped_column(fields: Column) -> Column:
+            return reduce(lambda a, b: a & b, [F.array_contains(_normalised(fields), F.lit(s)) for s in mapped_sources])
+
+        # A cheap text test first: only lines that hold every mapped column name are compared field by field.
+        lowered = F.lower(value)
+        may_be_header = reduce(lambda a, b: a & b, [F.instr(lowered, F.lit(s)) > 0 for s in mapped_sources
+                                                    if _QUOTE not in s], F.lit(True))
+        headers = (lines.where(may_be_header)
+                   .select("_source_file", split_fields(value, profile).alias("_fields"))
+                   .where(names_every_mapped_column(F.col("_fields")))
+                   .groupBy("_source_file").agg(F.min(_normalised(F.col("_fields"))).alias("_header")))
+        is_header = F.when(may_be_header, names_every_mapped_column(F.col("_fields"))).otherwise(False)
+        data = data.where(~is_header).join(F.broadcast(headers), "_source_file", "left")
     else:
-        is_header = F.lit(False)
-    df = df.withColumn("_is_header", is_header).where(F.trim(value) != "")
-    headers = (
-        df.where("_is_header").groupBy("_source_file").agg(F.min("_norm_fields").alias("_header"))
-    )
-    data = df.where(~F.col("_is_header")).join(F.broadcast(headers), "_source_file", "left")
+        data = data.withColumn("_header", F.lit(None).cast("array<string>"))
     layout = F.coalesce(F.col("_header"), declared_layout)
     data = data.withColumn("_layout", layout)
 
