@@ -181,11 +181,14 @@ def fit_best_start(prepared: DataFrame, algorithm: str, k: int, settings: Settin
 
     One k-means start often stops in a poor local optimum; keeping the best of several is the
     usual remedy (scikit-learn's n_init). Seeds are seed, seed+1, ...: reruns give the same model.
+    Starts that reach the same optimum differ only in the last bits of their WCSS (and may number
+    the segments differently), so among starts within a relative 1e-9 of the best the first wins.
     """
     if algorithm != "kmeans":
         return estimator(algorithm, k, settings.seed).fit(prepared)
     fits = [estimator(algorithm, k, settings.seed + start).fit(prepared) for start in range(settings.kmeans_starts)]
-    return min(fits, key=lambda model: model.summary.trainingCost)
+    best = min(model.summary.trainingCost for model in fits)
+    return next(model for model in fits if model.summary.trainingCost <= best + abs(best) * 1e-9)
 
 
 def _signature(df: DataFrame, features: list[str]):

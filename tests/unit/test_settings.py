@@ -41,6 +41,7 @@ def test_identifiers_are_checked_when_built_directly_too():
     ({"model_name": "a.b"}, "model_name", "three-level"),
     ({"model_name": "main.gold.bad-name"}, "model_name", "not a valid identifier"),
     ({"seed": "x"}, "seed", "not a whole number"),
+    ({"kmeans_starts": "0"}, "kmeans_starts", "outside 1-50"),
     ({"no_such_setting": "1"}, "no_such_setting", "not a known setting"),
 ])
 def test_bad_values_name_the_setting_and_what_is_allowed(values, setting, message):

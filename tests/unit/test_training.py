@@ -1,9 +1,11 @@
 """Model fitting: k-means keeps the best of several seeded starts."""
 
 import random
+from types import SimpleNamespace
 
 from pyspark.ml.linalg import Vectors
 
+from customer_segmentation import training
 from customer_segmentation.settings import Settings
 from customer_segmentation.training import estimator, fit_best_start
 
@@ -29,3 +31,21 @@ def test_one_start_is_the_seeded_fit(spark):
     data = _points(spark)
     settings = Settings(kmeans_starts=1, seed=7)
     assert fit_best_start(data, "kmeans", 3, settings).getSeed() == 7
+
+
+def test_starts_that_reach_the_same_optimum_keep_the_first(monkeypatch):
+    # Costs of one optimum differ in their last bits between runs; the choice must not follow that noise.
+    costs = {1: 10.0 + 1e-12, 2: 10.0, 3: 12.0}
+
+    class Start:
+        def __init__(self, seed):
+            self.seed = seed
+            self.summary = SimpleNamespace(trainingCost=costs[seed])
+
+        def fit(self, _):
+            return self
+
+    monkeypatch.setattr(training, "estimator", lambda algorithm, k, seed: Start(seed))
+    assert fit_best_start(None, "kmeans", 2, Settings(kmeans_starts=3, seed=1)).seed == 1
+    costs[1] = 10.1
+    assert fit_best_start(None, "kmeans", 2, Settings(kmeans_starts=3, seed=1)).seed == 2
