@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_profile(settings.source_profile)
     spark = _start(settings, args)
     reset_local_state_if_source_changed(spark, settings)
-    run_job(spark, settings, JOB_ORDER[JOB_ORDER.index(args.start_at):] if args.start_at else JOB_ORDER)
+    run_job(spark, settings, JOB_ORDER[JOB_ORDER.index(args.start_at):])
     _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
     return 0
 
@@ -215,9 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", metavar="DIR",
                      help="folder of transaction files to ingest (default: generated synthetic data)")
     run.add_argument("--no-report", action="store_true", help="skip the HTML report at the end (default: write it)")
-    run.add_argument("--from", dest="start_at", choices=JOB_ORDER, metavar="TASK",
+    run.add_argument("--from", dest="start_at", choices=JOB_ORDER, default=JOB_ORDER[0], metavar="TASK",
                      help="start at this task and run the ones after it, like a repair run on Databricks: "
-                          "resumes a job that failed or was stopped there (default: the first task)")
+                          "resumes a job that failed or was stopped there (default: %(default)s)")
     _add_settings_flags(run)
     run.set_defaults(handler=cmd_run)
 

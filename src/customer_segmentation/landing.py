@@ -65,7 +65,8 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     )
     if profile.header:
         def names_every_mapped_column(fields: Column) -> Column:
-            return reduce(lambda a, b: a & b, [F.array_contains(_normalised(fields), F.lit(s)) for s in mapped_sources])
+            normalised = _normalised(fields)
+            return reduce(lambda a, b: a & b, [F.array_contains(normalised, F.lit(s)) for s in mapped_sources])
 
         # A cheap text test first: only lines that hold every mapped column name are compared field by field.
         lowered = F.lower(value)
