@@ -128,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in sizes if s not in SIZES]
     if unknown:
         parser.error(f"unknown size {unknown[0]!r}; allowed: {', '.join(SIZES)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    command = "make bench" + (f" ARGS=\"{' '.join(argv or sys.argv[1:])}\"" if (argv or sys.argv[1:]) else "")
+    record = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"), "command": command,
+              "machine": machine(), "sizes": []}
     rows = []
     for size in sizes:
         data, lines = dataset(size, args.seed)
@@ -143,13 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"size": size, "lines": lines, "product": product, "naive_pyspark": naive,
                      "pandas_sklearn": pandas, "ratio_naive": ratio(naive), "ratio_pandas": ratio(pandas)})
         print(table(rows[-1:]), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    command = "make bench" + (f" ARGS=\"{' '.join(argv or sys.argv[1:])}\"" if (argv or sys.argv[1:]) else "")
-    record = {"when": stamp, "command": command, "machine": machine(),
-              "sizes": [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
-                         for k, v in r.items()} for r in rows]}
-    (RESULTS / f"{stamp}.json").write_text(json.dumps(record, indent=2) + "\n")
+        # Written after every size: a long run that is stopped keeps the sizes it finished.
+        record["sizes"] = [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
+                            for k, v in r.items()} for r in rows]
+        (RESULTS / f"{record['when']}.json").write_text(json.dumps(record, indent=2) + "\n")
     markdown = table(rows)
     print(markdown)
     if not args.no_update:
