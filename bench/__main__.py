@@ -31,6 +31,7 @@ WORK = REPO / ".local" / "bench"
 RESULTS = REPO / "bench" / "results"
 SIZES = {"real": None, "1m": 1_000_000, "10m": 10_000_000, "50m": 50_000_000}
 REFERENCE_MEMORY_LIMIT = 18 * 1024 ** 3  # keeps an exhausted pandas run from taking the machine down
+NOT_RUN = {"seconds": None, "peak_rss_gib": "-", "exit_code": None}  # a reference skipped by --product-only
 
 
 def measure(command: list[str], env: dict | None = None, memory_limit: int | None = None) -> dict:
@@ -106,6 +107,8 @@ def table(rows: list[dict]) -> str:
         tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}" for t in ("bronze", "silver", "gold_features", "train", "publish"))
 
         def seconds(result):
+            if result is NOT_RUN:
+                return "not run"
             return f"{result['seconds']:.0f}" if result["exit_code"] == 0 else f"failed ({result['exit_code']})"
 
         lines.append(
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (default: 42)")
     parser.add_argument("--k-max", type=int, default=10, help="largest k for every implementation (default: 10)")
     parser.add_argument("--no-update", action="store_true", help="do not rewrite the table in BENCHMARKS.md")
+    parser.add_argument("--product-only", action="store_true",
+                        help="skip both references (a scale run of the product alone: time and memory)")
     args = parser.parse_args(argv)
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] + (["50m"] if args.with_50m else [])
     unknown = [s for s in sizes if s not in SIZES]
@@ -137,11 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         data, lines = dataset(size, args.seed)
         print(f"[bench] {size}: {lines:,} lines", flush=True)
         product = run_product(data, size, args.k_max)
-        naive = run_reference("naive_pyspark", data, args.k_max, args.seed)
-        pandas = run_reference("pandas_sklearn", data, args.k_max, args.seed, REFERENCE_MEMORY_LIMIT)
+        naive, pandas = (NOT_RUN, NOT_RUN) if args.product_only else (
+            run_reference("naive_pyspark", data, args.k_max, args.seed),
+            run_reference("pandas_sklearn", data, args.k_max, args.seed, REFERENCE_MEMORY_LIMIT))
 
         def ratio(other):
-            ok = product["exit_code"] == 0 and other["exit_code"] == 0
+            ok = product["exit_code"] == 0 and other.get("exit_code") == 0
             return round(product["seconds"] / other["seconds"], 2) if ok else None
 
         rows.append({"size": size, "lines": lines, "product": product, "naive_pyspark": naive,

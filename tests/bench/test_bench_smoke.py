@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from bench import naive_pyspark, pandas_sklearn
-from bench.__main__ import measure, table
+from bench.__main__ import NOT_RUN, measure, table
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +37,5 @@ def test_harness_measures_time_and_memory_of_a_process_tree():
            "product": {**result, "tasks": {"bronze": 1.0}}, "naive_pyspark": result, "pandas_sklearn": failed}
     markdown = table([row])
     assert "| tiny | 1,000 |" in markdown and "failed (3)" in markdown
+    product_only = table([{**row, "naive_pyspark": NOT_RUN, "pandas_sklearn": NOT_RUN, "ratio_naive": None}])
+    assert product_only.count("not run") == 2
