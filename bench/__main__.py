@@ -34,8 +34,22 @@ REFERENCE_MEMORY_LIMIT = 18 * 1024 ** 3  # keeps an exhausted pandas run from ta
 NOT_RUN = {"seconds": None, "peak_rss_gib": "-", "exit_code": None}  # a reference skipped by --product-only
 
 
+def _resident(process: psutil.Process) -> int:
+    """Proportional set size: pages shared between processes count once over the tree. Plain RSS
+    counts them in each: the JVM forks short-lived helpers (file permission commands) that share
+    its whole heap until they exec, and a sample at that moment would count the heap twice."""
+    try:
+        return process.memory_full_info().pss
+    except (psutil.AccessDenied, AttributeError):
+        return process.memory_info().rss
+
+
 def measure(command: list[str], env: dict | None = None, memory_limit: int | None = None) -> dict:
-    """Run a command; wall time, peak RSS of its process tree, exit code and output."""
+    """Run a command; wall time, peak resident memory of its process tree, exit code and output.
+
+    Also the peak per task (the last "[task] started" line printed before the sample) and, at the
+    overall peak, the memory of each process of the tree, to tell the JVM from Python workers.
+    """
     def limit():
         if memory_limit:
             resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
@@ -48,16 +62,27 @@ def measure(command: list[str], env: dict | None = None, memory_limit: int | Non
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
     reader.start()
     root = psutil.Process(process.pid)
-    peak = 0
+    peak, peak_by_task, peak_processes, task, scanned = 0, {}, {}, "start", 0
     while process.poll() is None:
-        try:
-            tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
         time.sleep(0.2)
+        for line in output[scanned:]:
+            found = re.match(r"\[(\w+)\] started", line)
+            task = found.group(1) if found else task
+        scanned = len(output)
+        try:
+            sizes = {f"{p.pid} {p.name()}": _resident(p) for p in [root, *root.children(recursive=True)]}
+        except psutil.Error:
+            continue
+        total = sum(sizes.values())
+        peak_by_task[task] = max(peak_by_task.get(task, 0), total)
+        if total > peak:
+            peak, peak_processes = total, sizes
     reader.join()
-    return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_gib": round(peak / 1024 ** 3, 2),
+    gib = 1024 ** 3
+    return {"seconds": round(time.perf_counter() - started, 2), "peak_rss_gib": round(peak / gib, 2),
+            "peak_rss_gib_by_task": {t: round(v / gib, 2) for t, v in peak_by_task.items()},
+            "processes_at_peak_gib": {p: round(v / gib, 2) for p, v in sorted(peak_processes.items(),
+                                                                            key=lambda item: -item[1])[:6]},
             "exit_code": process.returncode, "output": "".join(output)}
 
 
