@@ -1,4 +1,4 @@
-"""Model fitting: k-means keeps the best of several seeded starts."""
+"""Model fitting: k-means continues the best of several seeded starts."""
 
 import random
 from types import SimpleNamespace
@@ -17,14 +17,19 @@ def _points(spark):
     return spark.createDataFrame([(p,) for p in points], ["features"]).coalesce(1).cache()
 
 
-def test_kmeans_keeps_the_start_with_the_lowest_wcss(spark):
+def test_kmeans_continues_the_start_with_the_lowest_wcss_after_the_trial(spark):
     data = _points(spark)
     settings = Settings(kmeans_starts=6, seed=1)
-    single_costs = [estimator("kmeans", 5, settings.seed + s).fit(data).summary.trainingCost for s in range(6)]
-    assert len({round(cost, 6) for cost in single_costs}) > 1, "the data must give the starts different optima"
+    seeds = [settings.seed + s for s in range(6)]
+    trial_costs = [estimator("kmeans", 5, seed).setMaxIter(training.KMEANS_TRIAL_ITERATIONS).fit(data)
+                   .summary.trainingCost for seed in seeds]
+    assert len({round(cost, 6) for cost in trial_costs}) > 1, "the data must give the starts different costs"
+    chosen_seed = seeds[trial_costs.index(min(trial_costs))]
     best = fit_best_start(data, "kmeans", 5, settings)
-    assert best.summary.trainingCost == min(single_costs)
-    assert best.getSeed() == settings.seed + single_costs.index(min(single_costs))
+    assert best.getSeed() == chosen_seed
+    # Continuing the chosen start is the full fit of its seed, with the full iteration budget.
+    assert best.summary.trainingCost == estimator("kmeans", 5, chosen_seed).fit(data).summary.trainingCost
+    assert best.getMaxIter() == estimator("kmeans", 5, chosen_seed).getMaxIter()
 
 
 def test_one_start_is_the_seeded_fit(spark):
@@ -38,12 +43,23 @@ def test_starts_that_reach_the_same_optimum_keep_the_first(monkeypatch):
     costs = {1: 10.0 + 1e-12, 2: 10.0, 3: 12.0}
 
     class Start:
+        maxIter = "maxIter"
+
         def __init__(self, seed):
             self.seed = seed
-            self.summary = SimpleNamespace(trainingCost=costs[seed])
+            self.summary = SimpleNamespace(trainingCost=costs[seed], numIter=3)  # converged in the trial
+
+        def setMaxIter(self, _):
+            return self
 
         def fit(self, _):
             return self
+
+        def copy(self, _):
+            return self
+
+        def getMaxIter(self):
+            return 50
 
     monkeypatch.setattr(training, "estimator", lambda algorithm, k, seed: Start(seed))
     assert fit_best_start(None, "kmeans", 2, Settings(kmeans_starts=3, seed=1)).seed == 1
