@@ -116,6 +116,14 @@ def run_reference(module: str, data: Path, k_max: int, seed: int, memory_limit: 
     return result
 
 
+def commit() -> str:
+    """The checkout measured, marked when it has uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + (" with uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
 def machine() -> dict:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
@@ -161,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = "make bench" + (f" ARGS=\"{' '.join(argv or sys.argv[1:])}\"" if (argv or sys.argv[1:]) else "")
     record = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"), "command": command,
-              "machine": machine(), "sizes": []}
+              "commit": commit(), "machine": machine(), "sizes": []}
     rows = []
     for size in sizes:
         data, lines = dataset(size, args.seed)
@@ -193,7 +201,8 @@ def update_benchmarks_md(markdown: str, record: dict) -> None:
     path = REPO / "BENCHMARKS.md"
     text = path.read_text() if path.is_file() else "<!-- results:start -->\n<!-- results:end -->\n"
     m = record["machine"]
-    block = (f"<!-- results:start -->\nMeasured {record['when']} with `{record['command']}` on {m['cpus']} cores "
+    block = (f"<!-- results:start -->\nMeasured {record['when']} with `{record['command']}` at commit "
+             f"{record['commit']} on {m['cpus']} cores "
              f"({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}.\n\n{markdown}\n<!-- results:end -->")
     path.write_text(re.sub(r"<!-- results:start -->.*?<!-- results:end -->", lambda _: block, text, flags=re.S))
 

@@ -1,11 +1,12 @@
 """The benchmark harness and both references run (timings themselves belong to `make bench`)."""
 
+import re
 import sys
 
 import pytest
 
 from bench import naive_pyspark, pandas_sklearn
-from bench.__main__ import NOT_RUN, measure, table
+from bench.__main__ import NOT_RUN, commit, measure, table
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +40,7 @@ def test_harness_measures_time_and_memory_of_a_process_tree():
     assert "| tiny | 1,000 |" in markdown and "failed (3)" in markdown
     product_only = table([{**row, "naive_pyspark": NOT_RUN, "pandas_sklearn": NOT_RUN, "ratio_naive": None}])
     assert product_only.count("not run") == 2
+
+
+def test_results_name_the_commit_measured():
+    assert re.fullmatch(r"[0-9a-f]{7,}( with uncommitted changes)?|unknown", commit())
