@@ -1,7 +1,7 @@
 """Task `train`: MLlib sweep over algorithms and k, exact metrics, MLflow tracking, champion model.
 
-The features are prepared once (signed log1p, assembled, standardised) and cached; every
-candidate clusters the same cached vectors. Each candidate is a nested MLflow run with its
+The features are prepared once (signed log1p, assembled, standardised) and checkpointed; every
+candidate clusters the same vectors. Each candidate is a nested MLflow run with its
 metrics and fitted model; the parent run holds the parameters, the figures, the metrics table
 and the champion, registered with the alias `champion`.
 """
