@@ -121,20 +121,29 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
 
     Pure transform: the bronze columns stay as they are, typed columns are added next to them.
     """
+    # In three projections: the parsed values, then the reject reason, then the typed columns. The
+    # reason and its detail test the parsed values a dozen times and every typed column tests the
+    # reason; Spark does not merge a projection into the next when that would repeat an expensive
+    # expression, so each is computed once per line (as one projection, 3.5 times slower).
     quantity_text = F.trim("quantity")
-    quantity_big = F.when(quantity_text.rlike(r"^[+-]?\d{1,18}(\.0+)?$"),
-                          F.regexp_replace(quantity_text, r"\.0+$", "").cast("bigint"))
     uses_amount = profile.source_for("unit_price") is None
     price_text = F.trim("line_amount" if uses_amount else "unit_price")
-    price_number = price_text.try_cast("decimal(30,6)")
-    timestamp = parse_timestamp(F.col("invoice_date"), profile.timestamp_formats)
+    parsed = bronze.select(
+        "*",
+        F.when(quantity_text.rlike(r"^[+-]?\d{1,18}(\.0+)?$"),
+               F.regexp_replace(quantity_text, r"\.0+$", "").cast("bigint")).alias("__quantity"),
+        price_text.try_cast("decimal(30,6)").alias("__price_number"),
+        parse_timestamp(F.col("invoice_date"), profile.timestamp_formats).alias("__timestamp"),
+        clean_customer_id(F.col("customer_id"), rules).alias("__customer_id"),
+    )
+    quantity_big, price_number, timestamp = F.col("__quantity"), F.col("__price_number"), F.col("__timestamp")
+    customer = F.col("__customer_id")
     if uses_amount:  # the layout gives an amount per line: unit price = amount / quantity
         amount = price_number
         unit_price = F.when(quantity_big != 0, F.round(amount / quantity_big, 4))
     else:
         unit_price = F.round(price_number, 4)
         amount = unit_price * quantity_big
-    customer = clean_customer_id(F.col("customer_id"), rules)
     has_invoice = profile.source_for("invoice_no") is not None
     invoice = (F.trim("invoice_no") if has_invoice else
                F.concat_ws("-", F.coalesce(customer, F.lit("guest")), F.date_format(timestamp, "yyyyMMdd")))
@@ -160,16 +169,17 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
          F.format_string(f"{source['invoice_date']} %s does not match %s", F.to_json(F.array("invoice_date")),
                          F.lit(" or ".join(profile.timestamp_formats)))),
         ("zero_quantity", quantity_big == 0, F.lit("quantity is 0")),
-        ("non_positive_price", unit_price <= 0,
-         F.when(unit_price < 0, F.format_string(f"negative {price_label} %s (a write-off, not an order)", price_text))
-         .when(is_cancellation, F.lit(f"{price_label} 0 on a return or stock adjustment: no value moved"))
+        ("non_positive_price", F.col("__unit_price") <= 0,
+         F.when(F.col("__unit_price") < 0,
+                F.format_string(f"negative {price_label} %s (a write-off, not an order)", price_text))
+         .when(F.col("__is_cancellation"), F.lit(f"{price_label} 0 on a return or stock adjustment: no value moved"))
          .otherwise(F.lit(f"{price_label} 0 on a sale"))),
         ("absurd_quantity", F.abs(quantity_big) > F.lit(settings.max_abs_quantity),
          F.format_string("quantity %d is beyond the limit of %,d (setting max_abs_quantity)",
                          quantity_big, F.lit(int(settings.max_abs_quantity)))),
-        ("absurd_price", unit_price > F.lit(settings.max_unit_price),
+        ("absurd_price", F.col("__unit_price") > F.lit(settings.max_unit_price),
          F.format_string("unit price %s is beyond the limit of %,d (setting max_unit_price)",
-                         unit_price.cast("string"), F.lit(int(settings.max_unit_price)))),
+                         F.col("__unit_price").cast("string"), F.lit(int(settings.max_unit_price)))),
         ("implausible_date", (timestamp < F.lit(rules.earliest_plausible_date)) | (F.to_date(timestamp) > future_limit),
          F.format_string("invoice date %s is before %s or after the day it was ingested",
                          F.date_format(timestamp, "yyyy-MM-dd"), F.lit(rules.earliest_plausible_date.isoformat()))),
@@ -178,24 +188,27 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     for code, failed, why in reversed(reason_checks):
         reason = F.when(failed, F.lit(code)).otherwise(reason)
         detail = F.when(failed, why).otherwise(detail)
+    judged = (parsed.select("*", unit_price.alias("__unit_price"), amount.alias("__amount"),
+                            invoice.alias("__invoice_no"), is_cancellation.alias("__is_cancellation"))
+              .select("*", reason.alias("reject_reason"), detail.alias("reject_detail")))
 
-    typed_valid = reason.isNull()
-    return bronze.select(
-        "*",
-        F.when(typed_valid, invoice).alias("_invoice_no"),
+    typed_valid = F.col("reject_reason").isNull()
+    return judged.select(
+        *bronze.columns,
+        F.when(typed_valid, F.col("__invoice_no")).alias("_invoice_no"),
         F.when(typed_valid, F.trim("stock_code")).alias("_stock_code"),
         F.when(typed_valid, F.trim("description")).alias("_description"),
         F.when(typed_valid, quantity_big.cast("int")).alias("_quantity"),
         F.when(typed_valid, timestamp).alias("_invoice_timestamp"),
-        F.when(typed_valid, unit_price.cast(PRICE)).alias("_unit_price"),
-        F.when(typed_valid, amount.cast(AMOUNT)).alias("_line_amount"),
+        F.when(typed_valid, F.col("__unit_price").cast(PRICE)).alias("_unit_price"),
+        F.when(typed_valid, F.col("__amount").cast(AMOUNT)).alias("_line_amount"),
         customer.alias("_customer_id"),
         F.coalesce(F.nullif(F.trim("country"), F.lit("")), F.lit("Unknown")).alias("_country"),
-        is_cancellation.alias("_is_cancellation"),
+        F.col("__is_cancellation").alias("_is_cancellation"),
         is_product_code(F.col("stock_code"), rules).alias("_is_product"),
         content_hash(bronze).alias("_content_hash"),
-        reason.alias("reject_reason"),
-        detail.alias("reject_detail"),
+        "reject_reason",
+        "reject_detail",
     )
 
 
