@@ -3,6 +3,7 @@
 import random
 from types import SimpleNamespace
 
+import pytest
 from pyspark.ml.linalg import Vectors
 
 from customer_segmentation import training
@@ -21,21 +22,21 @@ def test_kmeans_continues_the_start_with_the_lowest_wcss_after_the_trial(spark):
     data = _points(spark)
     settings = Settings(kmeans_starts=6, seed=1)
     seeds = [settings.seed + s for s in range(6)]
-    trial_costs = [estimator("kmeans", 5, seed).setMaxIter(training.KMEANS_TRIAL_ITERATIONS).fit(data)
+    trial_costs = [estimator("kmeans", 5, seed, 300).setMaxIter(training.KMEANS_TRIAL_ITERATIONS).fit(data)
                    .summary.trainingCost for seed in seeds]
     assert len({round(cost, 6) for cost in trial_costs}) > 1, "the data must give the starts different costs"
     chosen_seed = seeds[trial_costs.index(min(trial_costs))]
-    best = fit_best_start(data, "kmeans", 5, settings)
+    best = fit_best_start(data, "kmeans", 5, 300, settings)
     assert best.getSeed() == chosen_seed
     # Continuing the chosen start is the full fit of its seed, with the full iteration budget.
-    assert best.summary.trainingCost == estimator("kmeans", 5, chosen_seed).fit(data).summary.trainingCost
-    assert best.getMaxIter() == estimator("kmeans", 5, chosen_seed).getMaxIter()
+    assert best.summary.trainingCost == estimator("kmeans", 5, chosen_seed, 300).fit(data).summary.trainingCost
+    assert best.getMaxIter() == estimator("kmeans", 5, chosen_seed, 300).getMaxIter()
 
 
 def test_one_start_is_the_seeded_fit(spark):
     data = _points(spark)
     settings = Settings(kmeans_starts=1, seed=7)
-    assert fit_best_start(data, "kmeans", 3, settings).getSeed() == 7
+    assert fit_best_start(data, "kmeans", 3, 300, settings).getSeed() == 7
 
 
 def test_starts_that_reach_the_same_optimum_keep_the_first(monkeypatch):
@@ -61,7 +62,14 @@ def test_starts_that_reach_the_same_optimum_keep_the_first(monkeypatch):
         def getMaxIter(self):
             return 50
 
-    monkeypatch.setattr(training, "estimator", lambda algorithm, k, seed: Start(seed))
-    assert fit_best_start(None, "kmeans", 2, Settings(kmeans_starts=3, seed=1)).seed == 1
+    monkeypatch.setattr(training, "estimator", lambda algorithm, k, seed, customers: Start(seed))
+    assert fit_best_start(None, "kmeans", 2, 10, Settings(kmeans_starts=3, seed=1)).seed == 1
     costs[1] = 10.1
-    assert fit_best_start(None, "kmeans", 2, Settings(kmeans_starts=3, seed=1)).seed == 2
+    assert fit_best_start(None, "kmeans", 2, 10, Settings(kmeans_starts=3, seed=1)).seed == 2
+
+
+def test_gaussian_mixture_stops_at_the_same_change_per_customer_whatever_the_customer_count(spark):
+    # Spark's tol bounds the change of the total log-likelihood; a fixed figure would get stricter
+    # with every customer added.
+    small, large = (estimator("gaussian_mixture", 3, 1, n).getTol() for n in (1_000, 100_000))
+    assert small == pytest.approx(1.0) and large == pytest.approx(100.0)
