@@ -171,6 +171,22 @@ def test_invalid_lines_are_not_deduplicated_against_valid_ones(spark):
     assert [r for r, _ in reasons(spark, rows)] == ["zero_quantity", "zero_quantity"]
 
 
+def test_an_earlier_rejected_line_with_the_same_content_does_not_make_a_valid_one_a_duplicate(spark):
+    # The same words can be rejected in one file and valid in another (e.g. a date beyond the day
+    # the first file was ingested): only valid lines count as earlier occurrences.
+    lines = spark.createDataFrame(
+        [("h", "implausible_date", "too late", "2010-12-01", "file:/l/a.csv", "a"),
+         ("h", None, None, "2010-12-02", "file:/l/b.csv", "b"),
+         ("h", None, None, "2010-12-03", "file:/l/c.csv", "c")],
+        "_content_hash string, reject_reason string, reject_detail string, _ingested_at string, "
+        "_source_file string, _line_id string")
+    existing = spark.createDataFrame([], "_content_hash string, _line_id string, _source_file string")
+    result = {r["_line_id"]: (r["reject_reason"], r["reject_detail"])
+              for r in mark_duplicates(lines, existing).collect()}
+    assert result == {"a": ("implausible_date", "too late"), "b": (None, None),
+                      "c": ("duplicate_line", "exact duplicate of a line kept from file:/l/b.csv")}
+
+
 def test_every_line_lands_in_exactly_one_table_unchanged(spark):
     rows = [GOOD, {**GOOD, "quantity": "x"}, {**GOOD, "unit_price": "0"}, GOOD]
     marked = classified(spark, rows)
