@@ -224,12 +224,13 @@ def mark_duplicates(classified: DataFrame, existing_orders: DataFrame) -> DataFr
         .dropDuplicates(["_content_hash"]))
     valid = F.col("reject_reason").isNull()
     # Valid lines first within a hash, so a line's occurrence counts only valid lines before it.
-    # Partitioned by the hash alone, the window reuses the join's partitioning: one shuffle of the
-    # batch, not two.
+    # The window before the join, partitioned by the hash alone: its sort then also serves the
+    # join, and the batch is shuffled and sorted once.
     order = Window.partitionBy("_content_hash").orderBy(valid.desc(), "_ingested_at", "_source_file", "_line_id")
-    marked = (classified.join(first_seen, "_content_hash", "left")
-              .withColumn("_occurrence", F.row_number().over(order))
-              .withColumn("_first_file", F.first("_source_file").over(order)))
+    marked = (classified
+              .select("*", F.row_number().over(order).alias("_occurrence"),
+                      F.first("_source_file").over(order).alias("_first_file"))
+              .join(first_seen, "_content_hash", "left"))
     in_silver = valid & F.col("_seen_line_id").isNotNull() & (F.col("_seen_line_id") != F.col("_line_id"))
     repeated = valid & F.col("_seen_line_id").isNull() & (F.col("_occurrence") > 1)
     return (marked
