@@ -32,6 +32,9 @@ RESULTS = REPO / "bench" / "results"
 SIZES = {"real": None, "1m": 1_000_000, "10m": 10_000_000, "50m": 50_000_000}
 REFERENCE_MEMORY_LIMIT = 18 * 1024 ** 3  # keeps an exhausted pandas run from taking the machine down
 NOT_RUN = {"seconds": None, "peak_rss_gib": "-", "exit_code": None}  # a reference skipped by --product-only
+# Reading the PSS of a 2-3 GB JVM costs the kernel about 55 ms, with the JVM's memory map locked:
+# five samples a second took a quarter of a core of the two measured and slowed the JVM.
+SAMPLE_SECONDS = 1.0
 
 
 def _resident(process: psutil.Process) -> int:
@@ -64,7 +67,7 @@ def measure(command: list[str], env: dict | None = None, memory_limit: int | Non
     root = psutil.Process(process.pid)
     peak, peak_by_task, peak_processes, task, scanned = 0, {}, {}, "start", 0
     while process.poll() is None:
-        time.sleep(0.2)
+        time.sleep(SAMPLE_SECONDS)
         for line in output[scanned:]:
             found = re.match(r"\[(\w+)\] started", line)
             task = found.group(1) if found else task

@@ -137,8 +137,8 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
         parse_timestamp(F.col("invoice_date"), profile.timestamp_formats).alias("__timestamp"),
         clean_customer_id(F.col("customer_id"), rules).alias("__customer_id"),
     )
-    quantity_big, price_number, timestamp = F.col("__quantity"), F.col("__price_number"), F.col("__timestamp")
-    customer = F.col("__customer_id")
+    quantity_big, price_number, timestamp, customer = (
+        F.col(c) for c in ("__quantity", "__price_number", "__timestamp", "__customer_id"))
     if uses_amount:  # the layout gives an amount per line: unit price = amount / quantity
         amount = price_number
         unit_price = F.when(quantity_big != 0, F.round(amount / quantity_big, 4))
@@ -149,6 +149,10 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     invoice = (F.trim("invoice_no") if has_invoice else
                F.concat_ws("-", F.coalesce(customer, F.lit("guest")), F.date_format(timestamp, "yyyyMMdd")))
     is_cancellation = F.upper(invoice).startswith("C") | (quantity_big < 0)
+    derived = parsed.select("*", unit_price.alias("__unit_price"), amount.alias("__amount"),
+                            invoice.alias("__invoice_no"), is_cancellation.alias("__is_cancellation"))
+    unit_price, amount, invoice, is_cancellation = (
+        F.col(c) for c in ("__unit_price", "__amount", "__invoice_no", "__is_cancellation"))
     price_label = "amount" if uses_amount else "unit price"
     source = {c: profile.source_for(c) for c in TRANSACTIONS.columns}
 
@@ -170,17 +174,16 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
          F.format_string(f"{source['invoice_date']} %s does not match %s", F.to_json(F.array("invoice_date")),
                          F.lit(" or ".join(profile.timestamp_formats)))),
         ("zero_quantity", quantity_big == 0, F.lit("quantity is 0")),
-        ("non_positive_price", F.col("__unit_price") <= 0,
-         F.when(F.col("__unit_price") < 0,
-                F.format_string(f"negative {price_label} %s (a write-off, not an order)", price_text))
-         .when(F.col("__is_cancellation"), F.lit(f"{price_label} 0 on a return or stock adjustment: no value moved"))
+        ("non_positive_price", unit_price <= 0,
+         F.when(unit_price < 0, F.format_string(f"negative {price_label} %s (a write-off, not an order)", price_text))
+         .when(is_cancellation, F.lit(f"{price_label} 0 on a return or stock adjustment: no value moved"))
          .otherwise(F.lit(f"{price_label} 0 on a sale"))),
         ("absurd_quantity", F.abs(quantity_big) > F.lit(settings.max_abs_quantity),
          F.format_string("quantity %d is beyond the limit of %,d (setting max_abs_quantity)",
                          quantity_big, F.lit(int(settings.max_abs_quantity)))),
-        ("absurd_price", F.col("__unit_price") > F.lit(settings.max_unit_price),
+        ("absurd_price", unit_price > F.lit(settings.max_unit_price),
          F.format_string("unit price %s is beyond the limit of %,d (setting max_unit_price)",
-                         F.col("__unit_price").cast("string"), F.lit(int(settings.max_unit_price)))),
+                         unit_price.cast("string"), F.lit(int(settings.max_unit_price)))),
         ("implausible_date", (timestamp < F.lit(rules.earliest_plausible_date)) | (F.to_date(timestamp) > future_limit),
          F.format_string("invoice date %s is before %s or after the day it was ingested",
                          F.date_format(timestamp, "yyyy-MM-dd"), F.lit(rules.earliest_plausible_date.isoformat()))),
@@ -189,23 +192,21 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     for code, failed, why in reversed(reason_checks):
         reason = F.when(failed, F.lit(code)).otherwise(reason)
         detail = F.when(failed, why).otherwise(detail)
-    judged = (parsed.select("*", unit_price.alias("__unit_price"), amount.alias("__amount"),
-                            invoice.alias("__invoice_no"), is_cancellation.alias("__is_cancellation"))
-              .select("*", reason.alias("reject_reason"), detail.alias("reject_detail")))
+    judged = derived.select("*", reason.alias("reject_reason"), detail.alias("reject_detail"))
 
     typed_valid = F.col("reject_reason").isNull()
     return judged.select(
         *bronze.columns,
-        F.when(typed_valid, F.col("__invoice_no")).alias("_invoice_no"),
+        F.when(typed_valid, invoice).alias("_invoice_no"),
         F.when(typed_valid, F.trim("stock_code")).alias("_stock_code"),
         F.when(typed_valid, F.trim("description")).alias("_description"),
         F.when(typed_valid, quantity_big.cast("int")).alias("_quantity"),
         F.when(typed_valid, timestamp).alias("_invoice_timestamp"),
-        F.when(typed_valid, F.col("__unit_price").cast(PRICE)).alias("_unit_price"),
-        F.when(typed_valid, F.col("__amount").cast(AMOUNT)).alias("_line_amount"),
+        F.when(typed_valid, unit_price.cast(PRICE)).alias("_unit_price"),
+        F.when(typed_valid, amount.cast(AMOUNT)).alias("_line_amount"),
         customer.alias("_customer_id"),
         F.coalesce(F.nullif(F.trim("country"), F.lit("")), F.lit("Unknown")).alias("_country"),
-        F.col("__is_cancellation").alias("_is_cancellation"),
+        is_cancellation.alias("_is_cancellation"),
         is_product_code(F.col("stock_code"), rules).alias("_is_product"),
         content_hash(bronze).alias("_content_hash"),
         "reject_reason",
