@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from bench import naive_pyspark, pandas_sklearn
-from bench.__main__ import NOT_RUN, commit, measure, table
+from bench.__main__ import NOT_RUN, SAMPLE_SECONDS, commit, measure, table
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,10 @@ def test_naive_pyspark_reference_runs(spark, tiny):
 
 
 def test_harness_measures_time_and_memory_of_a_process_tree():
-    result = measure([sys.executable, "-c", "import time; x = bytearray(200_000_000); time.sleep(1)"])
-    assert result["exit_code"] == 0 and result["seconds"] >= 1 and result["peak_rss_gib"] >= 0.15
+    # Alive for more than two sample intervals, so at least one sample sees the allocation.
+    lifetime = 2.5 * SAMPLE_SECONDS
+    result = measure([sys.executable, "-c", f"import time; x = bytearray(200_000_000); time.sleep({lifetime})"])
+    assert result["exit_code"] == 0 and result["seconds"] >= lifetime and result["peak_rss_gib"] >= 0.15
     failed = measure([sys.executable, "-c", "raise SystemExit(3)"])
     assert failed["exit_code"] == 3
     row = {"size": "tiny", "lines": 1000, "ratio_naive": 0.5, "ratio_pandas": None,
