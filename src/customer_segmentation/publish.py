@@ -21,7 +21,8 @@ CUSTOMER_SEGMENTS = TableSpec(
     comment="The current segment of every customer in gold.customer_features, with what marketing should do.",
     columns=(
         Col("customer_id", StringType(), "Customer ID"),
-        Col("segment_id", IntegerType(), "Segment number assigned by the model"),
+        Col("segment_id", IntegerType(), "Segment number assigned by the model: 0 is the largest segment, "
+                                             "then by size"),
         Col("segment_name", StringType(), "Marketing name of the segment, chosen from its profile"),
         Col("recommended_action", StringType(), "What marketing is advised to do with this segment"),
         Col("rfm_segment", StringType(), "Rule-based RFM segment of the customer, for comparison"),

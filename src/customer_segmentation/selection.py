@@ -25,7 +25,8 @@ class SelectionRule:
     def describe(self) -> str:
         return (f"Among candidates whose smallest segment holds at least {self.min_segment_share:.1%} of customers, "
                 f"take the highest silhouette_sq_euclidean; candidates within {self.tolerance:g} of it count as "
-                f"tied and the lowest davies_bouldin among them wins (then fewer segments, then algorithm order).")
+                f"tied and the lowest davies_bouldin among them wins (equal to 9 decimals: fewer segments, then "
+                f"algorithm order).")
 
     def choose(self, candidates: list[Candidate], algorithm_order: tuple[str, ...]) -> tuple[int | None, str]:
         """Index of the champion in `candidates` and the reason, or None and why nothing qualifies."""
@@ -43,7 +44,9 @@ class SelectionRule:
         best = max(eligible, key=lambda i: candidates[i].metrics["silhouette_sq_euclidean"])
         best_silhouette = candidates[best].metrics["silhouette_sq_euclidean"]
         tied = [i for i in eligible if candidates[i].metrics["silhouette_sq_euclidean"] >= best_silhouette - self.tolerance]
-        winner = min(tied, key=lambda i: (candidates[i].metrics["davies_bouldin"], candidates[i].k,
+        # Two algorithms that find the same segments get the same index but for its last bits, which
+        # vary from run to run: rounded, the tie goes to the stated order instead of to that noise.
+        winner = min(tied, key=lambda i: (round(candidates[i].metrics["davies_bouldin"], 9), candidates[i].k,
                                           algorithm_order.index(candidates[i].algorithm)))
         chosen = candidates[winner]
         reason = (f"{chosen.label}: silhouette_sq_euclidean {chosen.metrics['silhouette_sq_euclidean']:.4f} "

@@ -22,7 +22,7 @@ import pandas as pd
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.clustering import BisectingKMeans, GaussianMixture, KMeans
 from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
-from pyspark.ml.stat import Correlation
+from pyspark.ml.stat import Correlation, Summarizer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DateType, DoubleType, IntegerType, StringType
@@ -206,6 +206,28 @@ def fit_best_start(prepared: DataFrame, algorithm: str, k: int, customers: int, 
     if chosen.summary.numIter < KMEANS_TRIAL_ITERATIONS:  # converged within the trial: nothing to continue
         return chosen.copy({chosen.maxIter: full.getMaxIter()})
     return full.setSeed(chosen.getSeed()).fit(prepared)
+
+
+def number_segments(model, prepared: DataFrame) -> PipelineModel:
+    """The champion with its segments renumbered by size, largest first, as segment 0.
+
+    An algorithm numbers its segments in whatever order its fit found them, so two fits that
+    reach the same segments (a rerun whose vectors differ in their last bits, another start)
+    can number them differently. Published numbers follow the segments instead: by customer
+    count, then by centre, rounded so that last-bit noise cannot reorder them. The renumbering
+    is a SQL stage of the model, so whatever scores with the registered model gets these numbers.
+    """
+    scored = model.transform(prepared)
+    sizes = (scored.groupBy("segment_id")
+             .agg(F.count("*").alias("customers"), Summarizer.mean(F.col("features")).alias("centre"))
+             .collect())
+    ranked = sorted(sizes, key=lambda r: (-r["customers"], [round(x, 6) for x in r["centre"]]))
+    cases = " ".join(f"WHEN {row['segment_id']} THEN {number}" for number, row in enumerate(ranked))
+    # A mixture's membership probabilities are in its own component order: not published with the new numbers.
+    raw = ", ".join(c for c in ("segment_id", "segment_probability") if c in scored.columns)
+    renumber = SQLTransformer(
+        statement=f"SELECT * EXCEPT ({raw}), CAST(CASE segment_id {cases} END AS INT) AS segment_id FROM __THIS__")
+    return PipelineModel(stages=[model, renumber])
 
 
 def _signature(df: DataFrame, features: list[str]):
@@ -393,7 +415,8 @@ def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFr
     import mlflow
     import pyspark
 
-    pipeline = PipelineModel(stages=preparation.stages + [model])
+    model = number_segments(model, prepared)
+    pipeline = PipelineModel(stages=preparation.stages + model.stages)
     assignments = model.transform(prepared).select("customer_id", "segment_id")
     scored = feature_table.join(assignments, "customer_id").cache()
     try:

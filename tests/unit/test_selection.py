@@ -36,6 +36,13 @@ def test_equal_scores_prefer_fewer_segments_then_algorithm_order():
     assert RULE.choose(candidates, ORDER)[0] == 2
 
 
+def test_the_same_segments_found_by_two_algorithms_go_to_the_algorithm_order_not_to_last_bits():
+    noisy = 0.4 + 2e-16
+    candidates = [c("bisecting_kmeans", 5, 0.85, 0.4, 0.1), c("kmeans", 5, 0.85, noisy, 0.1)]
+    assert RULE.choose(candidates, ORDER)[0] == 1
+    assert RULE.choose(list(reversed(candidates)), ORDER)[0] == 0
+
+
 def test_skipped_candidates_are_ignored_and_nothing_trained_says_why():
     candidates = [c("kmeans", 2, 0, 0, 0, skipped="only 1 customers, fewer than k=2"), c("kmeans", 3, 0.5, 0.5, 0.5)]
     assert RULE.choose(candidates, ORDER)[0] == 1

@@ -1,4 +1,4 @@
-"""Model fitting: k-means continues the best of several seeded starts."""
+"""Model fitting: k-means continues the best of several seeded starts; segments are numbered by size."""
 
 import random
 from types import SimpleNamespace
@@ -8,7 +8,7 @@ from pyspark.ml.linalg import Vectors
 
 from customer_segmentation import training
 from customer_segmentation.settings import Settings
-from customer_segmentation.training import estimator, fit_best_start
+from customer_segmentation.training import estimator, fit_best_start, number_segments
 
 
 def _points(spark):
@@ -73,3 +73,31 @@ def test_gaussian_mixture_stops_at_the_same_change_per_customer_whatever_the_cus
     # with every customer added.
     small, large = (estimator("gaussian_mixture", 3, 1, n).getTol() for n in (1_000, 100_000))
     assert small == pytest.approx(1.0) and large == pytest.approx(100.0)
+
+
+def _groups(spark):
+    """Three separate groups of 60, 40 and 20 customers, in an order unrelated to their sizes."""
+    rng = random.Random(5)
+    rows = [(f"c{centre}-{i}", Vectors.dense(centre + rng.gauss(0, 0.1), rng.gauss(0, 0.1)))
+            for centre, size in ((10.0, 20), (0.0, 40), (5.0, 60)) for i in range(size)]
+    return spark.createDataFrame(rows, ["customer_id", "features"]).coalesce(1).cache()
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "bisecting_kmeans", "gaussian_mixture"])
+def test_segments_are_numbered_by_size_whatever_order_the_fit_found_them_in(spark, algorithm):
+    data = _groups(spark)
+
+    def labels(df):
+        return tuple(r["segment_id"] for r in df.orderBy("customer_id").collect())
+
+    # Only fits that found the three groups: a mixture's start can also settle elsewhere.
+    fits = [fit for fit in (estimator(algorithm, 3, seed, 120).fit(data) for seed in range(1, 9))
+            if sorted(labels(fit.transform(data)).count(s) for s in range(3)) == [20, 40, 60]]
+    numbered = [number_segments(fit, data).transform(data) for fit in fits]
+    if algorithm != "bisecting_kmeans":  # bisecting k-means splits the same way whatever its seed
+        assert len({labels(fit.transform(data)) for fit in fits}) > 1, "the seeds must number the segments differently"
+    assert len({labels(df) for df in numbered}) == 1
+    sizes = {r["segment_id"]: r["count"] for r in numbered[0].groupBy("segment_id").count().collect()}
+    assert sizes == {0: 60, 1: 40, 2: 20}
+    assert "segment_probability" not in numbered[0].columns
+    assert dict(numbered[0].dtypes)["segment_id"] == "int"
