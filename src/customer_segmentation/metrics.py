@@ -1,10 +1,15 @@
 """Clustering quality measured in Spark, exactly, without collecting the points.
 
-Two aggregation passes over the points (per-cluster counts and sums, then per-cluster distances
-to the centroid) give everything needed for WCSS, Davies–Bouldin and Calinski–Harabasz with the
-same definitions as `sklearn.metrics`; only k-sized summaries reach the driver. The silhouette
-comes from Spark's `ClusteringEvaluator`, which is exact for squared Euclidean distance (not
-sklearn's default Euclidean), hence its name `silhouette_sq_euclidean`.
+Two aggregation passes give every metric of any number of clusterings at once (a sweep's
+candidates measured together, not one set of jobs per candidate and metric). The first pass
+sums, per clustering and cluster, the points, their coordinates and their squared norms: the
+centroids and each cluster's mean squared distance to its centroid. The second gives each
+point its squared distance to every centroid of its clustering and sums, per cluster, the
+distances to the own centroid (Davies–Bouldin), their squares (WCSS, Calinski–Harabasz) and
+the points' silhouettes. Only k-sized summaries reach the driver; definitions are those of
+`sklearn.metrics`. The silhouette uses squared Euclidean distance, for which the mean distance
+from a point to a cluster follows from the cluster's summary: the exact formula of Spark's
+`ClusteringEvaluator` (not sklearn's default Euclidean), hence its name `silhouette_sq_euclidean`.
 """
 
 from __future__ import annotations
@@ -12,33 +17,59 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 
-def cluster_summaries(points: DataFrame, dimensions: int, features_col: str = "features",
-                      prediction_col: str = "prediction") -> dict[int, dict]:
-    """Per cluster: size, centroid, sum of distances and of squared distances to the centroid."""
-    arrays = points.select(F.col(prediction_col).cast("int").alias("cluster"),
+def _squared_distance(x, centre):
+    return F.aggregate(F.zip_with(x, centre, lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, v: acc + v)
+
+
+def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, features_col: str = "features",
+                      prediction_col: str = "prediction") -> dict[object, dict[int, dict]]:
+    """Per clustering (`group_col`) and cluster: size, centroid, sums of distances, squared distances
+    and silhouettes of its points."""
+    arrays = points.select(F.col(group_col).alias("grp"), F.col(prediction_col).cast("int").alias("cluster"),
                            vector_to_array(features_col).alias("x"))
-    first_pass = arrays.groupBy("cluster").agg(
+    first_pass = arrays.groupBy("grp", "cluster").agg(
         F.count(F.lit(1)).alias("size"),
+        F.sum(F.aggregate("x", F.lit(0.0), lambda acc, v: acc + v * v)).alias("norm2_sum"),
         *[F.sum(F.col("x")[i]).alias(f"s{i}") for i in range(dimensions)],
     ).collect()
-    centroids = {row["cluster"]: [row[f"s{i}"] / row["size"] for i in range(dimensions)] for row in first_pass}
-    centroid_frame = points.sparkSession.createDataFrame(
-        [(cluster, centroid) for cluster, centroid in centroids.items()], "cluster int, c array<double>")
-    squared = F.aggregate(F.zip_with("x", "c", lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, v: acc + v)
-    second_pass = (arrays.join(F.broadcast(centroid_frame), "cluster")
-                   .withColumn("d2", squared)
-                   .groupBy("cluster").agg(F.sum(F.sqrt("d2")).alias("distance_sum"), F.sum("d2").alias("d2_sum"))
+    clusters: dict[object, dict[int, dict]] = {}
+    for row in sorted(first_pass, key=lambda r: r["cluster"]):
+        centroid = np.array([row[f"s{i}"] / row["size"] for i in range(dimensions)])
+        # Mean squared distance of the cluster's points to its centroid: E|y|^2 - |mean|^2.
+        clusters.setdefault(row["grp"], {})[row["cluster"]] = {
+            "size": row["size"], "centroid": centroid,
+            "scatter": max(row["norm2_sum"] / row["size"] - float(centroid @ centroid), 0.0)}
+    layout = "grp {}, ids array<int>, sizes array<bigint>, centres array<array<double>>, scatters array<double>"
+    stats = points.sparkSession.createDataFrame(
+        [(grp, list(cs), [c["size"] for c in cs.values()], [c["centroid"].tolist() for c in cs.values()],
+          [c["scatter"] for c in cs.values()]) for grp, cs in clusters.items()],
+        layout.format(arrays.schema["grp"].dataType.simpleString()))
+    own = F.array_position("ids", F.col("cluster")).cast("int")  # 1-based, as element_at
+    # Mean squared distance from the point to every point of each cluster: to the centroid plus the scatter.
+    to_clusters = F.zip_with(F.transform("centres", lambda c: _squared_distance(F.col("x"), c)), "scatters",
+                             lambda d, s: d + s)
+    own_size = F.element_at("sizes", own)
+    inside = F.element_at("to_clusters", own) * own_size / (own_size - 1)
+    nearest = F.array_min(F.filter("to_clusters", lambda _, i: i != own - 1))
+    silhouette = (F.when((own_size == 1) | nearest.isNull(), 0.0)
+                  .when(inside < nearest, 1 - inside / nearest)
+                  .when(inside > nearest, nearest / inside - 1).otherwise(0.0))
+    second_pass = (arrays.join(F.broadcast(stats), "grp")
+                   .withColumn("to_clusters", to_clusters)
+                   .withColumn("d2", _squared_distance(F.col("x"), F.element_at("centres", own)))
+                   .groupBy("grp", "cluster")
+                   .agg(F.sum(F.sqrt("d2")).alias("distance_sum"), F.sum("d2").alias("d2_sum"),
+                        F.sum(silhouette).alias("silhouette_sum"))
                    .collect())
-    sizes = {row["cluster"]: row["size"] for row in first_pass}
-    return {row["cluster"]: {"size": sizes[row["cluster"]], "centroid": np.array(centroids[row["cluster"]]),
-                             "distance_sum": row["distance_sum"], "squared_distance_sum": row["d2_sum"]}
-            for row in second_pass}
+    for row in second_pass:
+        clusters[row["grp"]][row["cluster"]].update(
+            distance_sum=row["distance_sum"], squared_distance_sum=row["d2_sum"], silhouette_sum=row["silhouette_sum"])
+    return clusters
 
 
 def davies_bouldin(summaries: dict[int, dict]) -> float:
@@ -66,13 +97,6 @@ def calinski_harabasz(summaries: dict[int, dict]) -> float:
     return 1.0 if within == 0 else between * (n - k) / (within * (k - 1))
 
 
-def silhouette_sq_euclidean(points: DataFrame, features_col: str = "features",
-                            prediction_col: str = "prediction") -> float:
-    evaluator = ClusteringEvaluator(featuresCol=features_col, predictionCol=prediction_col,
-                                    metricName="silhouette", distanceMeasure="squaredEuclidean")
-    return float(evaluator.evaluate(points))
-
-
 def silhouette_euclidean_sample(points: DataFrame, sample_size: int, seed: int, features_col: str = "features",
                                 prediction_col: str = "prediction") -> tuple[float, int]:
     """sklearn's Euclidean silhouette on a seeded random sample (exact on the sample); returns (value, size)."""
@@ -88,10 +112,23 @@ def silhouette_euclidean_sample(points: DataFrame, sample_size: int, seed: int, 
     return float(silhouette_score(np.array([row["x"] for row in sample]), labels, metric="euclidean")), len(labels)
 
 
+def sweep_metrics(points: DataFrame, dimensions: int, group_col: str, features_col: str = "features",
+                  prediction_col: str = "prediction") -> dict[object, dict[str, float]]:
+    """WCSS, Davies–Bouldin, Calinski–Harabasz, silhouette and segment shares of every clustering in
+    `points` (one per value of `group_col`), in two Spark jobs for all of them."""
+    return {group: _metrics(summaries)
+            for group, summaries in cluster_summaries(points, dimensions, group_col, features_col,
+                                                      prediction_col).items()}
+
+
 def cluster_metrics(points: DataFrame, dimensions: int, features_col: str = "features",
                     prediction_col: str = "prediction") -> dict[str, float]:
-    """WCSS, Davies–Bouldin, Calinski–Harabasz, silhouette and segment shares for one clustering."""
-    summaries = cluster_summaries(points, dimensions, features_col, prediction_col)
+    """The metrics of one clustering."""
+    return sweep_metrics(points.withColumn("_clustering", F.lit(0)), dimensions, "_clustering", features_col,
+                         prediction_col)[0]
+
+
+def _metrics(summaries: dict[int, dict]) -> dict[str, float]:
     total = sum(s["size"] for s in summaries.values())
     result = {
         "segments_found": float(len(summaries)),
@@ -102,5 +139,5 @@ def cluster_metrics(points: DataFrame, dimensions: int, features_col: str = "fea
     if len(summaries) >= 2:
         result["davies_bouldin"] = davies_bouldin(summaries)
         result["calinski_harabasz"] = calinski_harabasz(summaries)
-        result["silhouette_sq_euclidean"] = silhouette_sq_euclidean(points, features_col, prediction_col)
+        result["silhouette_sq_euclidean"] = float(sum(s["silhouette_sum"] for s in summaries.values()) / total)
     return result

@@ -1,8 +1,13 @@
 """Spark's exact clustering metrics against sklearn.metrics on the same points."""
 
+from functools import reduce
+
 import numpy as np
 import pytest
+from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.linalg import Vectors
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from customer_segmentation import metrics
@@ -65,3 +70,24 @@ def test_euclidean_silhouette_on_a_seeded_sample(spark):
     small_value, small_size = metrics.silhouette_euclidean_sample(points, sample_size=50, seed=3)
     assert small_size == 50
     assert (small_value, small_size) == metrics.silhouette_euclidean_sample(points, sample_size=50, seed=3)
+
+
+def test_a_sweep_measures_every_clustering_as_if_it_were_alone(spark):
+    # The candidates of a sweep, several labellings of the same points, are measured together:
+    # each must get exactly its own figures.
+    x, labels = SHAPES["overlapping, six clusters"]
+    sweep = {"six": labels, "two": labels % 2, "three": labels % 3, "one": np.zeros_like(labels)}
+    frames = [_points(spark, x, y).withColumn("candidate", F.lit(name)) for name, y in sweep.items()]
+    together = metrics.sweep_metrics(reduce(DataFrame.unionByName, frames), x.shape[1], "candidate")
+    assert set(together) == set(sweep)
+    for name, y in sweep.items():
+        alone = metrics.cluster_metrics(_points(spark, x, y), x.shape[1])
+        assert together[name] == pytest.approx(alone, rel=1e-12, abs=1e-12), name
+
+
+def test_the_silhouette_is_spark_s_squared_euclidean_one(spark):
+    x, labels = SHAPES["overlapping, six clusters"]
+    points = _points(spark, x, labels)
+    evaluator = ClusteringEvaluator(metricName="silhouette", distanceMeasure="squaredEuclidean")
+    assert metrics.cluster_metrics(points, x.shape[1])["silhouette_sq_euclidean"] == pytest.approx(
+        evaluator.evaluate(points), rel=1e-9)
