@@ -4,6 +4,7 @@
 #   make run SOURCE=<dir>    run the whole job on the transaction files in <dir>
 #   make test                run the test suite
 #   make bench               run the benchmark harness (see BENCHMARKS.md)
+#   make class-archive       record the JVM classes of a run: later local runs start faster
 #   make clean               remove local state (tables, checkpoints, MLflow store, data)
 
 SHELL := /bin/bash
@@ -17,13 +18,19 @@ JARS := $(JARS_DIR)/delta-spark_2.13-$(DELTA_VERSION).jar $(JARS_DIR)/delta-stor
 
 # The package finds the Delta jars here; without it, Spark resolves them through Ivy.
 export CUSTOMER_SEGMENTATION_JARS_DIR := $(CURDIR)/$(JARS_DIR)
+# Local JVMs start from this class-data sharing archive when it exists (`make class-archive`;
+# `make bench` builds it first). It records a whole job's classes; rebuilt when the JDK, the
+# pinned packages or the jars change.
+JAVA_VERSION := $(shell java -version 2>&1 | head -1 | tr -cd '[:alnum:]._-')
+CLASS_ARCHIVE := .local/jvm/classes-$(JAVA_VERSION).jsa
+export CUSTOMER_SEGMENTATION_CLASS_ARCHIVE := $(CURDIR)/$(CLASS_ARCHIVE)
 # No internet on CI apart from the package registries: skip MLflow's pip resolution.
 export MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK := true
 
 SOURCE ?=
 ARGS ?=
 
-.PHONY: run test bench clean bootstrap lock
+.PHONY: run test bench clean bootstrap lock class-archive
 
 bootstrap: $(INSTALLED) $(JARS)
 
@@ -47,8 +54,13 @@ run: bootstrap
 test: bootstrap
 	$(PY) -m pytest $(ARGS)
 
-bench: bootstrap
+bench: bootstrap $(CLASS_ARCHIVE)
 	$(PY) -m bench $(ARGS)
+
+class-archive: $(CLASS_ARCHIVE)
+
+$(CLASS_ARCHIVE): $(INSTALLED) $(JARS)
+	$(PY) -m customer_segmentation class-archive --out $@
 
 clean:
 	rm -rf .local build dist src/*.egg-info

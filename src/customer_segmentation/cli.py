@@ -11,6 +11,7 @@ from .errors import PipelineError, UserError
 from .settings import PARAMS, Settings
 
 SYNTHETIC_CUSTOMERS = 1000
+CLASS_ARCHIVE_CUSTOMERS = 100
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +86,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     reset_local_state_if_source_changed(spark, settings)
     run_job(spark, settings, JOB_ORDER[JOB_ORDER.index(args.start_at):])
     _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
+    return 0
+
+
+def cmd_class_archive(args: argparse.Namespace) -> int:
+    """Run the whole job on a little generated data and record the classes its JVM loads."""
+    import os
+    import tempfile
+
+    from .generate import generate
+    from .jobs import run_job
+    from .spark import CLASS_ARCHIVE_ENV, local_session, stop_local_jvm
+
+    target = args.out or os.environ.get(CLASS_ARCHIVE_ENV)
+    if not target:
+        raise UserError(f"class-archive: give --out <file>, or set {CLASS_ARCHIVE_ENV}")
+    target = Path(target).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    recording = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(Path(tmp) / "landing", customers=CLASS_ARCHIVE_CUSTOMERS, seed=1)
+        settings = Settings.from_params({"state_root": str(Path(tmp) / "state"),
+                                         "landing_path": str(Path(tmp) / "landing" / "transactions"), "k_max": "3"})
+        spark = local_session(Path(settings.state_root), verbose=args.verbose, record_classes_to=recording)
+        run_job(spark, settings)
+        stop_local_jvm(spark)
+    if not recording.is_file():
+        raise PipelineError(f"class-archive: the JVM exited without writing {recording}")
+    recording.replace(target)  # atomic: a run starting now sees the old archive or the whole new one
+    say(f"class archive written to {target} ({target.stat().st_size / 2**20:,.0f} MiB)")
     return 0
 
 
@@ -276,6 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     trigger.add_argument("--profile", help="Databricks config profile (default: the SDK's default resolution)")
     trigger.add_argument("--poll-seconds", type=float, default=15.0, help="seconds between status checks (default: 15)")
     trigger.set_defaults(handler=cmd_trigger)
+
+    archive = commands.add_parser("class-archive", help="record the JVM classes a local run loads, for faster starts",
+                                  description="Run the whole job on a little generated data and write the classes "
+                                              "its JVM loaded to a class-data sharing archive; local runs then start "
+                                              "from it when $CUSTOMER_SEGMENTATION_CLASS_ARCHIVE names it (make does).")
+    archive.add_argument("--out", help="archive file (default: $CUSTOMER_SEGMENTATION_CLASS_ARCHIVE)")
+    archive.set_defaults(handler=cmd_class_archive)
 
     check = commands.add_parser("check-bundle", help="validate databricks.yml and resources/*.yml offline",
                                 description="Check the bundle's job, schemas, volumes, experiment and model "

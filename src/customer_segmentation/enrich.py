@@ -17,6 +17,7 @@ encodes them inside the model pipeline, so scoring always encodes the same way.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 from pyspark.ml.clustering import KMeans
 from pyspark.ml.feature import VectorAssembler
@@ -147,29 +148,48 @@ def tier_of_clusters(centres: list[float], higher_is_better: bool) -> dict[int, 
     return {cluster: 1 + round(rank * (TIER_CLUSTERS - 1) / (len(order) - 1)) for rank, cluster in enumerate(order)}
 
 
-def _dimension_tier(df: DataFrame, value: Column, higher_is_better: bool, seed: int, name: str) -> DataFrame:
-    """Adds `name`: the 1-4 tier of a 1-D k-means over `value`."""
-    staged = df.withColumn("_value", value.cast("double"))
-    distinct = staged.select("_value").distinct().limit(TIER_CLUSTERS).count()
-    vectors = VectorAssembler(inputCols=["_value"], outputCol="_vector").transform(staged)
-    # One sorted partition: the seeded fit then sees the same points in the same order every run.
-    model = KMeans(k=distinct, seed=seed, featuresCol="_vector", predictionCol="_cluster", maxIter=50).fit(
-        vectors.select("customer_id", "_vector").orderBy("customer_id").coalesce(1)) if distinct > 1 else None
-    if model is None:
-        return df.withColumn(name, F.lit(2))
-    tiers = tier_of_clusters([float(c[0]) for c in model.clusterCenters()], higher_is_better)
-    mapping = F.create_map(*[F.lit(x) for pair in tiers.items() for x in pair])
-    return model.transform(vectors).withColumn(name, mapping[F.col("_cluster")]).drop("_value", "_vector", "_cluster")
+def _tier_model(values: DataFrame, column: str, seed: int):
+    """1-D k-means over `column` (and its vector `column__vector`) with up to TIER_CLUSTERS clusters;
+    None when all values are equal."""
+    distinct = values.select(column).distinct().limit(TIER_CLUSTERS).count()
+    if distinct < 2:
+        return None
+    return KMeans(k=distinct, seed=seed, featuresCol=f"{column}__vector", predictionCol=f"{column}__cluster",
+                  maxIter=50, solver="row").fit(values)
 
 
 def value_tiers(features: DataFrame, seed: int) -> DataFrame:
-    """Per-dimension value tiers of every customer (skewed frequency and revenue on a log scale)."""
-    df = features.select("customer_id", "recency_days", "frequency", "monetary", "as_of_date")
-    df = _dimension_tier(df, F.col("recency_days"), False, seed, "recency_tier")
-    df = _dimension_tier(df, F.log1p("frequency"), True, seed, "frequency_tier")
-    df = _dimension_tier(df, signed_log1p(F.col("monetary")), True, seed, "monetary_tier")
+    """Per-dimension value tiers of every customer (skewed frequency and revenue on a log scale).
+
+    The three fits run side by side over one sorted, single-partition, checkpointed copy of the
+    values: each seeded fit sees the same points in the same order every run, and no fit's
+    Spark jobs go back through the customer features to the orders.
+    """
+    dimensions = {  # tier column: (value clustered, whether a higher value is better)
+        "recency_tier": ("_recency", False), "frequency_tier": ("_frequency", True),
+        "monetary_tier": ("_monetary", True)}
+    df = features.select("customer_id", "recency_days", "frequency", "monetary", "as_of_date",
+                         F.col("recency_days").cast("double").alias("_recency"),
+                         F.log1p("frequency").alias("_frequency"),
+                         signed_log1p(F.col("monetary")).alias("_monetary"))
+    for column, _ in dimensions.values():
+        df = VectorAssembler(inputCols=[column], outputCol=f"{column}__vector").transform(df)
+    df = df.orderBy("customer_id").coalesce(1).localCheckpoint()
+    with ThreadPoolExecutor(max_workers=len(dimensions)) as pool:
+        models = dict(zip(dimensions, pool.map(lambda name: _tier_model(df, dimensions[name][0], seed), dimensions)))
+    helpers = []
+    for name, (column, higher_is_better) in dimensions.items():
+        model = models[name]
+        helpers += [column, f"{column}__vector", f"{column}__cluster"]
+        if model is None:
+            df = df.withColumn(name, F.lit(2))
+            continue
+        tiers = tier_of_clusters([float(c[0]) for c in model.clusterCenters()], higher_is_better)
+        mapping = F.create_map(*[F.lit(x) for pair in tiers.items() for x in pair])
+        df = model.transform(df).withColumn(name, mapping[F.col(f"{column}__cluster")])
     score = F.col("recency_tier") + F.col("frequency_tier") + F.col("monetary_tier")
-    return (df.withColumn("value_score", score)
+    return (df.drop(*helpers)
+            .withColumn("value_score", score)
             .withColumn("value_tier", F.when(score >= 9, "High").when(score >= 6, "Mid").otherwise("Low")))
 
 

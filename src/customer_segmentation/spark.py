@@ -12,6 +12,7 @@ from pyspark.sql import SparkSession
 from .settings import on_databricks
 
 JARS_DIR_ENV = "CUSTOMER_SEGMENTATION_JARS_DIR"
+CLASS_ARCHIVE_ENV = "CUSTOMER_SEGMENTATION_CLASS_ARCHIVE"
 DELTA_CONFIGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -42,7 +43,22 @@ def _delta_jars(state: Path) -> list[str]:
     return [str(jar) for jar in wanted] if all(jar.is_file() for jar in wanted) else []
 
 
-def local_session(state_root: Path, verbose: bool = False) -> SparkSession:
+def class_sharing_options(record_to: Path | None = None) -> list[str]:
+    """JVM options for class-data sharing: record the classes loaded into `record_to` when the JVM
+    exits, or start from the archive named by CUSTOMER_SEGMENTATION_CLASS_ARCHIVE if it exists.
+
+    A fresh JVM spends 10-17 CPU seconds of a local run loading and verifying Spark's, Delta's and
+    MLlib's classes; mapped from an archive they are ready at once (measured in BENCHMARKS.md).
+    An archive from another JDK or class path is ignored by the JVM, silenced here.
+    """
+    quiet = ["-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
+    if record_to is not None:
+        return [f"-XX:ArchiveClassesAtExit={record_to}", *quiet]
+    archive = os.environ.get(CLASS_ARCHIVE_ENV)
+    return [f"-XX:SharedArchiveFile={archive}", *quiet] if archive and Path(archive).is_file() else []
+
+
+def local_session(state_root: Path, verbose: bool = False, record_classes_to: Path | None = None) -> SparkSession:
     """Local Spark with Delta; warehouse, metastore and logs all under `state_root`.
 
     The Hive metastore (embedded Derby) makes tables persist between processes: a second
@@ -61,6 +77,7 @@ def local_session(state_root: Path, verbose: bool = False) -> SparkSession:
         # tier; Spark's generated code often exceeds HotSpot's 8,000-byte limit, above which a
         # method is never compiled and stays interpreted. Measured in BENCHMARKS.md.
         "-XX:+UseParallelGC -XX:CompileThresholdScaling=3 -XX:-DontCompileHugeMethods",
+        *class_sharing_options(record_classes_to),
     ])
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
@@ -85,7 +102,10 @@ def local_session(state_root: Path, verbose: bool = False) -> SparkSession:
         builder = builder.config(key, value)
     jars = _delta_jars(state)
     if jars:
-        builder = builder.config("spark.jars", ",".join(jars))
+        # On the driver's class path, where class-data sharing can archive them (not from the
+        # class loader of spark.jars); spark.jars still ships them to the executors of a cluster master.
+        builder = (builder.config("spark.driver.extraClassPath", os.pathsep.join(jars))
+                   .config("spark.jars", ",".join(jars)))
     else:
         from delta import configure_spark_with_delta_pip
 
@@ -93,3 +113,15 @@ def local_session(state_root: Path, verbose: bool = False) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
     return spark
+
+
+def stop_local_jvm(spark: SparkSession, timeout_seconds: float = 600) -> None:
+    """Stop the session and wait until its JVM has exited (and written its class archive, if asked to)."""
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    spark.stop()
+    gateway.shutdown()
+    gateway.proc.stdin.close()  # the JVM exits when its stdin closes
+    gateway.proc.wait(timeout=timeout_seconds)
+    SparkContext._gateway = SparkContext._jvm = None
