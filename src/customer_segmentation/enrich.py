@@ -177,10 +177,8 @@ def value_tiers(features: DataFrame, seed: int) -> DataFrame:
     df = df.orderBy("customer_id").coalesce(1).localCheckpoint()
     with ThreadPoolExecutor(max_workers=len(dimensions)) as pool:
         models = dict(zip(dimensions, pool.map(lambda name: _tier_model(df, dimensions[name][0], seed), dimensions)))
-    helpers = []
     for name, (column, higher_is_better) in dimensions.items():
         model = models[name]
-        helpers += [column, f"{column}__vector", f"{column}__cluster"]
         if model is None:
             df = df.withColumn(name, F.lit(2))
             continue
@@ -188,6 +186,7 @@ def value_tiers(features: DataFrame, seed: int) -> DataFrame:
         mapping = F.create_map(*[F.lit(x) for pair in tiers.items() for x in pair])
         df = model.transform(df).withColumn(name, mapping[F.col(f"{column}__cluster")])
     score = F.col("recency_tier") + F.col("frequency_tier") + F.col("monetary_tier")
+    helpers = [f"{column}{suffix}" for column, _ in dimensions.values() for suffix in ("", "__vector", "__cluster")]
     return (df.drop(*helpers)
             .withColumn("value_score", score)
             .withColumn("value_tier", F.when(score >= 9, "High").when(score >= 6, "Mid").otherwise("Low")))

@@ -115,7 +115,7 @@ def silhouette_euclidean_sample(points: DataFrame, sample_size: int, seed: int, 
 def sweep_metrics(points: DataFrame, dimensions: int, group_col: str, features_col: str = "features",
                   prediction_col: str = "prediction") -> dict[object, dict[str, float]]:
     """WCSS, Davies–Bouldin, Calinski–Harabasz, silhouette and segment shares of every clustering in
-    `points` (one per value of `group_col`), in two Spark jobs for all of them."""
+    `points` (one per value of `group_col`), in two Spark queries for all of them."""
     return {group: _metrics(summaries)
             for group, summaries in cluster_summaries(points, dimensions, group_col, features_col,
                                                       prediction_col).items()}

@@ -267,7 +267,7 @@ def fit_one(prepared: DataFrame, algorithm: str, k: int, customers: int, setting
 
 
 def measure(prepared: DataFrame, fits: list[Fitted], dimensions: int) -> list[Fitted]:
-    """The fits with their metrics, all measured in one pair of Spark jobs; a fit that left
+    """The fits with their metrics, all measured in one pair of Spark queries; a fit that left
     segments empty is skipped."""
     models = {index: fitted.model for index, fitted in enumerate(fits) if fitted.model is not None}
     if not models:
