@@ -91,8 +91,8 @@ def _query_id(batch: DataFrame) -> str:
 def ingest(spark: SparkSession, landing_path: str, profile: SourceProfile, spec: SourceSpec,
            table: str, checkpoint: str) -> int:
     """Append every new landing file's lines to `table`; returns the number of rows added."""
+    before = row_count(spark, table)  # before the table is created: nothing to count on a first run
     create_table_if_missing(spark, table, bronze_table_spec(spec))
-    before = row_count(spark, table)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         rows = landing.parse_lines(batch.withColumn("_ingested_at", F.current_timestamp()), profile, spec)

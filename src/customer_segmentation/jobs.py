@@ -6,24 +6,26 @@ import json
 import shutil
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
+from types import ModuleType
 
 from pyspark.sql import SparkSession
 
-from . import attributes, bronze, gold, publish, silver, training
 from .console import say
 from .settings import Settings, on_databricks
-from .tables import row_count, table_exists
+from .tables import row_count, row_counts, table_exists
 
-TaskFunction = Callable[[SparkSession, Settings], dict[str, int]]
-TASKS: dict[str, TaskFunction] = {
-    "bronze": bronze.run,
-    "silver": lambda spark, settings: {**silver.run(spark, settings), **attributes.run(spark, settings)},
-    "gold_features": gold.run,
-    "train": training.run,
-    "publish": publish.run,
+# Each task is the `run(spark, settings)` of its modules, in order. Named rather than imported:
+# the modules bring in MLlib, pandas and matplotlib, which `python -m customer_segmentation run`
+# imports while the JVM starts.
+TASKS: dict[str, tuple[str, ...]] = {
+    "bronze": ("bronze",),
+    "silver": ("silver", "attributes"),
+    "gold_features": ("gold",),
+    "train": ("training",),
+    "publish": ("publish",),
 }
 JOB_ORDER = tuple(TASKS)
 
@@ -39,11 +41,18 @@ def run_task(spark: SparkSession, settings: Settings, name: str) -> TaskResult:
     settings = with_run_id(settings)
     say(f"[{name}] started")
     started = time.perf_counter()
-    rows_written = TASKS[name](spark, settings)
+    rows_written = {}
+    for module in task_modules(name):
+        rows_written.update(module.run(spark, settings))
     seconds = time.perf_counter() - started
     written = ", ".join(f"{table} +{rows:,}" for table, rows in rows_written.items()) or "nothing written"
     say(f"[{name}] done in {seconds:.1f} s ({written})")
     return TaskResult(name, seconds, rows_written)
+
+
+def task_modules(name: str) -> list[ModuleType]:
+    """The modules whose `run` make up task `name`, imported."""
+    return [import_module(f".{module}", __package__) for module in TASKS[name]]
 
 
 def with_run_id(settings: Settings) -> Settings:
@@ -66,13 +75,15 @@ def check_as_of_date_before_any_write(spark: SparkSession, settings: Settings) -
     if table_exists(spark, settings.tables.orders) and row_count(spark, settings.tables.orders):
         check_as_of_date(spark.table(settings.tables.orders), settings.as_of_date)
         return
+    from . import bronze, silver
+
     bronze.check_landing_folder(settings.landing_path)
     check_as_of_date(silver.preview_orders(spark, settings), settings.as_of_date)
 
 
 def table_summary(spark: SparkSession, settings: Settings) -> list[tuple[str, int]]:
     """Every table of the job that exists, with its row count."""
-    return [(name, row_count(spark, name)) for name in settings.tables.all() if table_exists(spark, name)]
+    return list(row_counts(spark, settings.tables.all()).items())
 
 
 def reset_local_state_if_source_changed(spark: SparkSession, settings: Settings) -> bool:

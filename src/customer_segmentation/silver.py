@@ -24,7 +24,7 @@ from .profiles import TRANSACTIONS, SourceProfile, load_profile
 from .rules import CleaningRules, cleaning_rules
 from .settings import Settings
 from .tables import Column as Col
-from .tables import TableSpec, conform, create_table_if_missing, ensure_schemas, row_count, table_version
+from .tables import TableSpec, conform, create_table_if_missing, ensure_schemas, row_counts, table_version
 
 PRICE = DecimalType(18, 4)
 AMOUNT = DecimalType(24, 4)
@@ -295,11 +295,11 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     tables = settings.tables
     profile = load_profile(settings.source_profile)
     rules = cleaning_rules()
+    before = row_counts(spark, [tables.orders, tables.orders_quarantine])
     ensure_schemas(spark, settings)
     create_table_if_missing(spark, tables.orders, ORDERS)
     create_table_if_missing(spark, tables.orders_quarantine, quarantine_spec())
     create_table_if_missing(spark, tables.quality_log, QUALITY_LOG)
-    before = {name: row_count(spark, name) for name in (tables.orders, tables.orders_quarantine)}
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId")
@@ -325,15 +325,18 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
              .option("checkpointLocation", settings.checkpoint(tables.orders))
              .trigger(availableNow=True).start())
     query.awaitTermination()
-    reconcile(spark, settings)
-    return {name: row_count(spark, name) - count for name, count in before.items()}
+    after = reconcile(spark, settings)
+    return {name: after[name] - before.get(name, 0) for name in (tables.orders, tables.orders_quarantine)}
 
 
-def reconcile(spark: SparkSession, settings: Settings) -> None:
-    """Every bronze line is in exactly one of orders and quarantine; anything else is a bug."""
+def reconcile(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    """Every bronze line is in exactly one of orders and quarantine; anything else is a bug.
+    Returns the three tables' row counts."""
     tables = settings.tables
-    bronze = row_count(spark, tables.transactions_raw)
-    orders, quarantine = row_count(spark, tables.orders), row_count(spark, tables.orders_quarantine)
+    counts = row_counts(spark, [tables.transactions_raw, tables.orders, tables.orders_quarantine])
+    bronze, orders, quarantine = (counts.get(name, 0) for name in
+                                  (tables.transactions_raw, tables.orders, tables.orders_quarantine))
     if bronze != orders + quarantine:
         raise PipelineError(f"reconciliation failed: bronze has {bronze:,} lines, silver.orders {orders:,} "
                             f"+ quarantine {quarantine:,} = {orders + quarantine:,}")
+    return counts

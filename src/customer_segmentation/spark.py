@@ -72,11 +72,13 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
         f"-Dlog4j.configurationFile=file:{log4j}",
         f"-Dcustomer_segmentation.log.level={'warn' if verbose else 'error'}",
         # A local run is a short-lived JVM whose JIT compiler takes a large share of the CPU (on
-        # the real data about 80 of 175 CPU seconds on two cores). Parallel GC costs less CPU
-        # than G1 on a small heap; higher compile thresholds leave rarely-run code to the quicker
-        # tier; Spark's generated code often exceeds HotSpot's 8,000-byte limit, above which a
-        # method is never compiled and stays interpreted. Measured in BENCHMARKS.md.
+        # the real data 65 of about 200 CPU seconds on two cores, 54 of them in the optimising
+        # C2 compiler). Parallel GC costs less CPU than G1 on a small heap; higher compile
+        # thresholds leave rarely-run code to the quicker tier; Spark's generated code often
+        # exceeds HotSpot's 8,000-byte limit, above which a method is never compiled and stays
+        # interpreted; shallower inlining makes each C2 compilation cheaper. Measured in BENCHMARKS.md.
         "-XX:+UseParallelGC -XX:CompileThresholdScaling=3 -XX:-DontCompileHugeMethods",
+        "-XX:MaxInlineLevel=6 -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000",
         *class_sharing_options(record_classes_to),
     ])
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

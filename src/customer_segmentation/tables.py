@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
@@ -122,7 +123,21 @@ def table_exists(spark: SparkSession, name: str) -> bool:
 
 
 def row_count(spark: SparkSession, name: str) -> int:
-    return spark.table(name).count() if table_exists(spark, name) else 0
+    """The table's row count, 0 if it does not exist."""
+    return row_counts(spark, [name]).get(name, 0)
+
+
+def row_counts(spark: SparkSession, names: list[str]) -> dict[str, int]:
+    """The row count of each of the tables that exist, in the order given, in one Spark query: a
+    query costs about 0.1 s of planning and scheduling however little it reads (Delta answers a
+    count from the table's log)."""
+    existing = [name for name in names if table_exists(spark, name)]
+    if not existing:
+        return {}
+    per_table = [spark.table(name).agg(F.count(F.lit(1)).alias("rows")).select(F.lit(index).alias("table"), "rows")
+                 for index, name in enumerate(existing)]
+    counts = {row["table"]: row["rows"] for row in reduce(DataFrame.unionAll, per_table).collect()}
+    return {name: counts[index] for index, name in enumerate(existing)}
 
 
 def rows_in_last_commit(spark: SparkSession, name: str) -> int:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from pathlib import Path
 
 from .settings import Settings, on_databricks
@@ -11,6 +13,7 @@ from .settings import Settings, on_databricks
 CHAMPION_ALIAS = "champion"
 # Which task opened a top-level run: "train" (the model search) or "publish" (the report figures).
 TASK_TAG = "customer_segmentation.task"
+_STORE_LOCK = threading.Lock()
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -23,16 +26,14 @@ def ui_command(settings: Settings) -> str:
 
 def configure(settings: Settings):
     """Point MLflow at the right stores and return the experiment id (created if missing)."""
-    os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
     import mlflow
 
-    for noisy in ("mlflow", "alembic", "py4j"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    _quiet()
     mlflow.set_tracking_uri(tracking_uri(settings))
     if on_databricks():
         mlflow.set_registry_uri("databricks-uc")
     else:
-        _create_local_store(settings.mlflow_dir)
+        create_local_store(settings.mlflow_dir)
         mlflow.set_registry_uri(tracking_uri(settings))
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
@@ -57,20 +58,38 @@ def end_orphaned_runs(experiment_id: str) -> int:
     return len(orphans)
 
 
-def _create_local_store(folder: Path) -> None:
+def _quiet() -> None:
+    os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+    for noisy in ("mlflow", "alembic", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def create_local_store(folder: Path) -> None:
     """Create the sqlite store beside its final name, then rename it: a process killed while MLflow
     builds its schema leaves only a temporary file, never a half-built store."""
     import mlflow
 
-    store = folder / "mlflow.db"
-    if store.exists():
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob("mlflow.db.building-*"):
-        leftover.unlink()
-    building = folder / f"mlflow.db.building-{os.getpid()}"
-    mlflow.MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
-    os.replace(building, store)
+    _quiet()
+    with _STORE_LOCK:
+        store = folder / "mlflow.db"
+        if store.exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob("mlflow.db.building-*"):
+            leftover.unlink()
+        building = folder / f"mlflow.db.building-{os.getpid()}"
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
+        os.replace(building, store)
+
+
+def create_local_store_in_background(folder: Path) -> None:
+    """Start building the local store (about 2 s of Python) while Spark works; training waits for it
+    if it is not done, and builds it itself, reporting any error, if this attempt failed."""
+    def attempt() -> None:
+        with contextlib.suppress(Exception):
+            create_local_store(folder)
+
+    threading.Thread(target=attempt, name="mlflow-store", daemon=True).start()
 
 
 def champion_uri(settings: Settings) -> str:

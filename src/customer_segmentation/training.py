@@ -219,6 +219,8 @@ def number_segments(model, prepared: DataFrame) -> PipelineModel:
     can number them differently. Published numbers follow the segments instead: by customer
     count, then by centre, rounded so that last-bit noise cannot reorder them. The renumbering
     is a SQL stage of the model, so whatever scores with the registered model gets these numbers.
+    The stage also names the number `prediction`, the column MLflow's generic (pyfunc) interface
+    returns: `mlflow.pyfunc.load_model(...).predict` and `spark_udf` score with the same numbers.
     """
     scored = model.transform(prepared)
     sizes = (scored.groupBy("segment_id")
@@ -229,7 +231,8 @@ def number_segments(model, prepared: DataFrame) -> PipelineModel:
     # A mixture's membership probabilities are in its own component order: not published with the new numbers.
     raw = ", ".join(c for c in ("segment_id", "segment_probability") if c in scored.columns)
     renumber = SQLTransformer(
-        statement=f"SELECT * EXCEPT ({raw}), CAST(CASE segment_id {cases} END AS INT) AS segment_id FROM __THIS__")
+        statement=f"SELECT *, segment_id AS prediction FROM (SELECT * EXCEPT ({raw}), "
+                  f"CAST(CASE segment_id {cases} END AS INT) AS segment_id FROM __THIS__)")
     return PipelineModel(stages=[model, renumber])
 
 

@@ -35,3 +35,17 @@ def test_tables_and_columns_carry_comments(spark, synthetic_job, table):
 def test_quarantine_columns_are_bronze_plus_reason(spark, synthetic_job):
     settings, _ = synthetic_job
     assert spark.table(settings.tables.orders_quarantine).columns == quarantine_spec().names
+
+
+def test_the_summary_counts_every_table_in_one_query_as_each_would_alone(spark, synthetic_job):
+    from customer_segmentation.jobs import table_summary
+    from customer_segmentation.tables import row_count, row_counts
+
+    settings, _ = synthetic_job
+    summary = table_summary(spark, settings)
+    existing = [name for name in settings.tables.all() if spark.catalog.tableExists(name)]
+    assert [name for name, _ in summary] == existing
+    assert dict(summary) == {name: spark.table(name).count() for name in existing}
+    missing = f"{settings.catalog}.{settings.gold_schema}.no_such_table"
+    assert row_counts(spark, [missing, existing[0]]) == {existing[0]: dict(summary)[existing[0]]}
+    assert row_count(spark, missing) == 0

@@ -46,3 +46,22 @@ def test_planted_behaviours_are_recovered(spark, synthetic_job, synthetic_data):
     score = adjusted_rand_score(joined["planted_behaviour"], joined["segment_name"])
     print(f"adjusted Rand index of the champion against the planted behaviours: {score:.3f}")
     assert score >= 0.6
+
+
+def test_the_registered_champion_scores_through_mlflow_pyfunc_as_published(spark, synthetic_job):
+    """Anything that scores with the registered model through MLflow's generic interface (a serving
+    endpoint, `spark_udf`, `pyfunc.load_model`) gets the published segment numbers."""
+    import mlflow
+
+    from customer_segmentation import tracking
+
+    settings, _ = synthetic_job
+    tracking.configure(settings)
+    model = mlflow.pyfunc.load_model(tracking.champion_uri(settings))
+    inputs = [column.name for column in model.metadata.get_input_schema().inputs]
+    features = spark.table(settings.tables.customer_features).orderBy("customer_id").limit(300)
+    published = (features.join(spark.table(settings.tables.customer_segments).select("customer_id", "segment_id"),
+                               "customer_id")
+                 .orderBy("customer_id").select(*inputs, "segment_id").toPandas())
+    predicted = model.predict(published[inputs])
+    assert [int(p) for p in predicted] == published["segment_id"].tolist()

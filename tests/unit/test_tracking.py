@@ -1,0 +1,22 @@
+"""The local MLflow store: built once, in the background or by training, never half-built."""
+
+import mlflow
+import pytest
+
+from customer_segmentation import tracking
+
+
+def test_training_waits_for_the_store_the_background_is_building_instead_of_building_a_second(tmp_path):
+    folder = tmp_path / "mlflow"
+    tracking.create_local_store_in_background(folder)
+    tracking.create_local_store(folder)  # what training does: returns once the store is complete
+    assert [path.name for path in folder.iterdir()] == ["mlflow.db"]
+    assert mlflow.MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+
+
+def test_a_store_the_background_could_not_build_is_reported_by_training(tmp_path):
+    not_a_folder = tmp_path / "mlflow"
+    not_a_folder.write_text("a file where the store's folder should be")
+    tracking.create_local_store_in_background(not_a_folder)  # fails quietly
+    with pytest.raises(OSError):
+        tracking.create_local_store(not_a_folder)
