@@ -6,6 +6,9 @@ segment, or binned counts), so they can feed plots, MLflow artifacts and the rep
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
 import pandas as pd
 from pyspark.ml.feature import PCA
 from pyspark.ml.functions import vector_to_array
@@ -78,16 +81,25 @@ def segment_sizes(scored: DataFrame, names: dict[int, SegmentName]) -> pd.DataFr
 
 def draw_champion_figures(scored: DataFrame, prepared_scored: DataFrame, names: dict[int, SegmentName],
                           features: list[str], out_dir, seed: int, currency: str, title: str) -> list:
-    """The champion's figures: sizes, profile heatmap, box plots and the 2-D projection."""
-    sizes = segment_sizes(scored, names)
-    means, medians, overall = feature_statistics(scored, features)
-    z_scores = pd.DataFrame({f: (means[f] - overall[f"mean_{f}"][0]) / (overall[f"std_{f}"][0] or 1.0)
-                             for f in features})
-    z_scores.index = medians.index = [names[s].name for s in means.index]
-    bins, centroids, explained = projection_data(prepared_scored, seed, names)
-    return [
-        plots.segment_sizes(sizes, out_dir / "segment_sizes.png", title),
-        plots.profile_heatmap(z_scores, medians, out_dir / "segment_profile_heatmap.png", currency),
-        plots.box_plots(box_statistics(scored, names), out_dir / "segment_box_plots.png", currency),
-        plots.projection(bins, centroids, explained, out_dir / "segment_projection.png"),
-    ]
+    """The champion's figures: sizes, profile heatmap, box plots and the 2-D projection.
+
+    Their statistics are queried side by side while this thread draws the figures already possible.
+    """
+    def heatmap(statistics) -> Path:
+        means, medians, overall = statistics
+        z_scores = pd.DataFrame({f: (means[f] - overall[f"mean_{f}"][0]) / (overall[f"std_{f}"][0] or 1.0)
+                                 for f in features})
+        z_scores.index = medians.index = [names[s].name for s in means.index]
+        return plots.profile_heatmap(z_scores, medians, out_dir / "segment_profile_heatmap.png", currency)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = [
+            (pool.submit(segment_sizes, scored, names),
+             lambda sizes: plots.segment_sizes(sizes, out_dir / "segment_sizes.png", title)),
+            (pool.submit(feature_statistics, scored, features), heatmap),
+            (pool.submit(box_statistics, scored, names),
+             lambda boxes: plots.box_plots(boxes, out_dir / "segment_box_plots.png", currency)),
+            (pool.submit(projection_data, prepared_scored, seed, names),
+             lambda projection: plots.projection(*projection, out_dir / "segment_projection.png")),
+        ]
+        return [draw(statistics.result()) for statistics, draw in pending]

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import html
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -25,39 +26,49 @@ MODEL_FIGURES = ("segment_sizes.png", "segment_profile_heatmap.png", "segment_bo
 
 
 def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> list[Path]:
-    """The figures of the report that do not come from training, from aggregated tables only."""
-    t = settings.tables
+    """The figures of the report that do not come from training, from aggregated tables only.
+
+    The aggregates are queried a few at a time while this thread draws the ones already back:
+    each query is mostly Spark's planning and scheduling, each figure Python's drawing.
+    """
+    t, currency = settings.tables, settings.currency
 
     def aggregate(table: str, build) -> pd.DataFrame | None:
         # `publish` can run on its own over a feature table alone; a figure whose source table is
         # not there is left out (the report says so) rather than failing the publish.
         return build(spark.table(table)).toPandas() if spark.catalog.tableExists(table) else None
 
-    migration = aggregate(t.segment_migration, lambda df: df)
-    rfm = aggregate(t.rfm_segments, lambda df: df.groupBy("rfm_segment").count().orderBy(F.desc("count")))
-    rejects = aggregate(t.orders_quarantine,
-                        lambda df: df.groupBy("reject_reason").count().orderBy(F.desc("count")))
-    monthly = aggregate(t.monthly_revenue, lambda df: df.orderBy("month"))
-    lost = aggregate(t.lost_customers_monthly, lambda df: df.orderBy("month"))
-    products = aggregate(t.top_products, lambda df: df.orderBy("rank_by_revenue").limit(15))
-    countries = aggregate(t.revenue_by_country, lambda df: df.orderBy(F.desc("net_revenue")).limit(15))
-    currency = settings.currency
-    drawings = [
-        (migration, lambda: plots.migration_matrix(migration, out / "segment_migration.png")),
-        (rfm, lambda: plots.counts_bar(rfm["rfm_segment"], rfm["count"], out / "rfm_segments.png",
-                                       "Rule-based RFM segments", "customers")),
-        (rejects, lambda: plots.counts_bar(rejects["reject_reason"], rejects["count"], out / "rejected_lines.png",
-                                           "Lines set aside in quarantine, by reason", "lines")),
-        (monthly, lambda: plots.monthly_revenue(monthly, out / "monthly_revenue.png", currency)),
-        (lost, lambda: plots.lost_customers(lost, out / "lost_customers.png")),
-        (products, lambda: plots.counts_bar(
-            [f"{d} ({c})"[:45] for d, c in zip(products["description"], products["stock_code"])],
-            products["net_revenue"], out / "top_products.png", "Top products by net revenue",
-            f"net revenue ({currency})")),
-        (countries, lambda: plots.counts_bar(countries["country"], countries["net_revenue"], out / "countries.png",
-                                             "Net revenue by country (top 15)", f"net revenue ({currency})")),
-    ]
-    return [draw() for source, draw in drawings if source is not None and len(source)]
+    def top_products(frame: pd.DataFrame, path: Path) -> Path:
+        labels = [f"{d} ({c})"[:45] for d, c in zip(frame["description"], frame["stock_code"])]
+        return plots.counts_bar(labels, frame["net_revenue"], path, "Top products by net revenue",
+                                f"net revenue ({currency})")
+
+    figures = {  # file: (source table, aggregation, drawing)
+        "segment_migration.png": (t.segment_migration, lambda df: df, plots.migration_matrix),
+        "rfm_segments.png": (
+            t.rfm_segments, lambda df: df.groupBy("rfm_segment").count().orderBy(F.desc("count")),
+            lambda f, path: plots.counts_bar(f["rfm_segment"], f["count"], path, "Rule-based RFM segments",
+                                             "customers")),
+        "rejected_lines.png": (
+            t.orders_quarantine, lambda df: df.groupBy("reject_reason").count().orderBy(F.desc("count")),
+            lambda f, path: plots.counts_bar(f["reject_reason"], f["count"], path,
+                                             "Lines set aside in quarantine, by reason", "lines")),
+        "monthly_revenue.png": (t.monthly_revenue, lambda df: df.orderBy("month"),
+                                lambda f, path: plots.monthly_revenue(f, path, currency)),
+        "lost_customers.png": (t.lost_customers_monthly, lambda df: df.orderBy("month"), plots.lost_customers),
+        "top_products.png": (t.top_products, lambda df: df.orderBy("rank_by_revenue").limit(15), top_products),
+        "countries.png": (
+            t.revenue_by_country, lambda df: df.orderBy(F.desc("net_revenue")).limit(15),
+            lambda f, path: plots.counts_bar(f["country"], f["net_revenue"], path, "Net revenue by country (top 15)",
+                                             f"net revenue ({currency})")),
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = [(name, draw, pool.submit(aggregate, table, build)) for name, (table, build, draw) in figures.items()]
+        drawn = []
+        for name, draw, frame in pending:
+            if (data := frame.result()) is not None and len(data):
+                drawn.append(draw(data, out / name))
+    return drawn
 
 
 def _img(path: Path | None, alt: str) -> str:
