@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
+from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import DataType
@@ -46,7 +46,10 @@ def ensure_schemas(spark: SparkSession, settings: Settings) -> None:
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{settings.catalog}`.`{schema}`")
 
 
-def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> None:
+def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> bool:
+    """Create the (empty) table unless it exists; True when this call created it."""
+    if table_exists(spark, name):
+        return False
     # DDL rather than DeltaTableBuilder: the builder does not take three-level names.
     columns = ",\n  ".join(
         f"`{c.name}` {c.type.simpleString()}{'' if c.nullable else ' NOT NULL'} COMMENT {_sql_string(c.comment)}"
@@ -59,6 +62,7 @@ def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> 
         if not _remove_uncommitted_leftover(spark, name, error):
             raise
         spark.sql(statement)
+    return True
 
 
 def _remove_uncommitted_leftover(spark: SparkSession, name: str, error: Exception) -> bool:
@@ -80,10 +84,17 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in spec.columns])
 
 
-def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec) -> None:
-    """Replace a table's content in one Delta commit, keeping its definition and comments."""
-    create_table_if_missing(spark, name, spec)
-    conform(df, spec).writeTo(name).overwrite(F.lit(True))
+def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec,
+                    replacing: SparkColumn | None = None) -> None:
+    """Replace the table's rows that match `replacing` (all by default) with `df`'s in one Delta
+    commit, keeping the table's definition and comments."""
+    writer = conform(df, spec).writeTo(name)
+    if create_table_if_missing(spark, name, spec):
+        # Nothing to replace: an append skips rebuilding the new table's state to find files to
+        # remove (a few Spark jobs a table; ten small tables side by side: 4.2 s -> 2.0 s).
+        writer.append()
+    else:
+        writer.overwrite(F.lit(True) if replacing is None else replacing)
 
 
 def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[DataFrame, TableSpec]]) -> dict[str, int]:
@@ -128,15 +139,17 @@ def row_count(spark: SparkSession, name: str) -> int:
 
 
 def row_counts(spark: SparkSession, names: list[str]) -> dict[str, int]:
-    """The row count of each of the tables that exist, in the order given, in one Spark query
-    (Delta answers each count from the table's log; its snapshot still costs about 0.1 s a table)."""
+    """The row count of each of the tables that exist, in the order given.
+
+    Delta answers a count from the table's log, so each costs mostly driver time (about 0.1 s:
+    the table's snapshot, planning, one job); counted side by side, 21 tables take 1.6 s instead
+    of 2.3 s one after the other or 2.9 s as one query over their union.
+    """
     existing = [name for name in names if table_exists(spark, name)]
     if not existing:
         return {}
-    per_table = [spark.table(name).agg(F.count(F.lit(1)).alias("rows")).select(F.lit(index).alias("table"), "rows")
-                 for index, name in enumerate(existing)]
-    counts = {row["table"]: row["rows"] for row in reduce(DataFrame.unionAll, per_table).collect()}
-    return {name: counts[index] for index, name in enumerate(existing)}
+    with ThreadPoolExecutor(max_workers=min(8, len(existing))) as pool:
+        return dict(zip(existing, pool.map(lambda name: spark.table(name).count(), existing)))
 
 
 def rows_in_last_commit(spark: SparkSession, name: str) -> int:

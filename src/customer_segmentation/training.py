@@ -34,7 +34,7 @@ from .errors import UserError
 from .selection import Candidate, SelectionRule
 from .settings import Settings
 from .tables import Column as Col
-from .tables import TableSpec, create_table_if_missing, table_version
+from .tables import TableSpec, overwrite_table, table_version
 
 PARALLEL_FITS = 3
 KMEANS_TRIAL_ITERATIONS = 10
@@ -360,8 +360,6 @@ def metrics_frame(candidates: list[Candidate], run_ids: list[str], champion: int
 
 def write_metrics_table(spark: SparkSession, settings: Settings, frame: pd.DataFrame, parent_run_id: str,
                         as_of_date) -> int:
-    table = settings.tables.clustering_metrics
-    create_table_if_missing(spark, table, CLUSTERING_METRICS)
     records = frame.assign(as_of_date=as_of_date, mlflow_run_id=parent_run_id).to_dict("records")
 
     def cell(value, column: Col):
@@ -371,9 +369,9 @@ def write_metrics_table(spark: SparkSession, settings: Settings, frame: pd.DataF
 
     schema = ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in CLUSTERING_METRICS.columns)
     rows = [tuple(cell(record[c.name], c) for c in CLUSTERING_METRICS.columns) for record in records]
-    df = spark.createDataFrame(rows, schema)
     # One training per as_of_date in the table: a rerun replaces it in one commit.
-    df.writeTo(table).overwrite(F.col("as_of_date") == F.lit(as_of_date))
+    overwrite_table(spark, settings.tables.clustering_metrics, spark.createDataFrame(rows, schema),
+                    CLUSTERING_METRICS, replacing=F.col("as_of_date") == F.lit(as_of_date))
     return len(rows)
 
 

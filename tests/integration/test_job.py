@@ -37,7 +37,7 @@ def test_quarantine_columns_are_bronze_plus_reason(spark, synthetic_job):
     assert spark.table(settings.tables.orders_quarantine).columns == quarantine_spec().names
 
 
-def test_the_summary_counts_every_table_in_one_query_as_each_would_alone(spark, synthetic_job):
+def test_the_summary_counts_every_table_in_order_and_skips_missing_ones(spark, synthetic_job):
     from customer_segmentation.jobs import table_summary
     from customer_segmentation.tables import row_count, row_counts
 
