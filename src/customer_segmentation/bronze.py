@@ -53,6 +53,8 @@ def bronze_table_spec(spec: SourceSpec) -> TableSpec:
     return TableSpec(
         comment=f"Raw {spec.name} lines, one row per landing line exactly as it arrived, with lineage.",
         columns=tuple(canonical + lineage),
+        # Raw strings are read whole by silver's stream; only the ingestion time is worth skipping on.
+        stats_columns=("_ingested_at",),
     )
 
 

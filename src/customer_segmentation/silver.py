@@ -59,6 +59,10 @@ ORDERS = TableSpec(
         Col("_line_id", StringType(), "Identifier of the bronze line"),
         Col("_content_hash", StringType(), "Hash of the line's fields, used to find exact duplicates"),
     ),
+    # What queries filter orders on (Delta keeps no statistics of booleans); not the free text,
+    # file paths, line ids or hashes.
+    stats_columns=("invoice_no", "stock_code", "quantity", "invoice_timestamp", "invoice_date", "unit_price",
+                   "line_amount", "customer_id", "country", "_ingested_at"),
 )
 
 

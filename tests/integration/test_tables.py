@@ -1,8 +1,13 @@
 """Table writers: a first write creates the table with its comments, later writes replace rows."""
 
+import json
+from pathlib import Path
+
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType
 
+from customer_segmentation.bronze import bronze_table_spec
+from customer_segmentation.profiles import TRANSACTIONS
 from customer_segmentation.tables import Column, TableSpec, ensure_schemas, overwrite_table, rows_in_last_commit
 
 SPEC = TableSpec(comment="Test table", columns=(
@@ -36,3 +41,20 @@ def test_the_first_write_creates_the_table_and_later_ones_replace_all_or_only_th
     assert sorted(spark.table(name).collect()) == [(2, "d"), (3, "g")], "only the matching rows are replaced"
     history = spark.sql(f"DESCRIBE HISTORY {name}").orderBy("version").select("operation").collect()
     assert [r[0] for r in history] == ["CREATE TABLE"] + ["WRITE"] * 4, "one commit per write"
+
+
+def test_a_table_with_named_statistics_columns_keeps_statistics_of_those_alone(spark, make_settings):
+    settings = make_settings()
+    ensure_schemas(spark, settings)
+    name = f"{settings.catalog}.{settings.bronze_schema}.raw"
+    spec = bronze_table_spec(TRANSACTIONS)
+    assert spec.stats_columns == ("_ingested_at",)
+    lines = spark.range(3).select(*[(F.current_timestamp() if c.name == "_ingested_at" else F.lit(c.name)).alias(c.name)
+                                    for c in spec.columns])
+    overwrite_table(spark, name, lines, spec)
+
+    location = spark.sql(f"DESCRIBE DETAIL {name}").first()["location"].removeprefix("file:")
+    commit = Path(location, "_delta_log", "00000000000000000001.json").read_text().splitlines()
+    stats = [json.loads(json.loads(line)["add"]["stats"]) for line in commit if '"add"' in line]
+    assert stats and all(set(s["minValues"]) == {"_ingested_at"} and s["numRecords"] >= 1 for s in stats)
+    assert spark.table(name).count() == 3
