@@ -26,13 +26,12 @@ from pyspark.sql.types import (ArrayType, BooleanType, DoubleType, IntegerType, 
                                TimestampType)
 
 from .bronze import bronze_table_spec
-from .errors import PipelineError
 from .profiles import CUSTOMERS, ENGAGEMENT, PRODUCTS
 from .rules import cleaning_rules
 from .settings import Settings
-from .silver import clean_customer_id, is_blank
+from .silver import clean_customer_id, is_blank, reconcile_counts
 from .tables import Column as Col
-from .tables import TableSpec, create_table_if_missing, overwrite_tables, row_counts
+from .tables import TableSpec, create_table_if_missing, overwrite_tables
 
 EDUCATION_LEVELS = ("Secondary", "Vocational", "Bachelor", "Master", "Doctorate")
 LOYALTY_TIERS = ("Bronze", "Silver", "Gold", "Platinum")
@@ -249,11 +248,7 @@ def clean_source(spark: SparkSession, source: str, bronze_table: str, silver_tab
                                        quarantine_table: (to_quarantine(marked, source), quarantine_spec(source))})
     create_table_if_missing(spark, quality_table, SOURCE_QUALITY)
     quality_row(marked, source, run_id).write.format("delta").mode("append").saveAsTable(quality_table)
-    counts = row_counts(spark, [bronze_table, silver_table, quarantine_table])
-    bronze, silver, quarantine = (counts.get(t, 0) for t in (bronze_table, silver_table, quarantine_table))
-    if bronze != silver + quarantine:
-        raise PipelineError(f"reconciliation failed for {source}: bronze has {bronze:,} lines, silver {silver:,} "
-                            f"+ quarantine {quarantine:,} = {silver + quarantine:,}")
+    reconcile_counts(spark, bronze_table, silver_table, quarantine_table)
     return written
 
 

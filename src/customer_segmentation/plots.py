@@ -6,7 +6,10 @@ customer-level row ever reaches a plot.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -22,6 +25,15 @@ FEATURE_UNITS = {
     "returns_value": "currency", "avg_order_value": "currency",
 }
 COLOURS = plt.get_cmap("tab10")
+
+
+def draw_as_ready(figures: list[tuple[Callable[[], Any], Callable[[Any], Path | None]]]) -> list[Path | None]:
+    """Each figure's (query, drawing): the queries run a few at a time while this thread draws, in
+    order, each figure whose data is back. A query is mostly Spark's planning and scheduling, a
+    drawing Python's; matplotlib stays in one thread."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending = [(pool.submit(query), draw) for query, draw in figures]
+        return [draw(data.result()) for data, draw in pending]
 
 
 def _save(fig, path: Path) -> Path:

@@ -6,7 +6,7 @@ segment, or binned counts), so they can feed plots, MLflow artifacts and the rep
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -92,14 +92,12 @@ def draw_champion_figures(scored: DataFrame, prepared_scored: DataFrame, names: 
         z_scores.index = medians.index = [names[s].name for s in means.index]
         return plots.profile_heatmap(z_scores, medians, out_dir / "segment_profile_heatmap.png", currency)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        pending = [
-            (pool.submit(segment_sizes, scored, names),
-             lambda sizes: plots.segment_sizes(sizes, out_dir / "segment_sizes.png", title)),
-            (pool.submit(feature_statistics, scored, features), heatmap),
-            (pool.submit(box_statistics, scored, names),
-             lambda boxes: plots.box_plots(boxes, out_dir / "segment_box_plots.png", currency)),
-            (pool.submit(projection_data, prepared_scored, seed, names),
-             lambda projection: plots.projection(*projection, out_dir / "segment_projection.png")),
-        ]
-        return [draw(statistics.result()) for statistics, draw in pending]
+    return plots.draw_as_ready([
+        (partial(segment_sizes, scored, names),
+         lambda sizes: plots.segment_sizes(sizes, out_dir / "segment_sizes.png", title)),
+        (partial(feature_statistics, scored, features), heatmap),
+        (partial(box_statistics, scored, names),
+         lambda boxes: plots.box_plots(boxes, out_dir / "segment_box_plots.png", currency)),
+        (partial(projection_data, prepared_scored, seed, names),
+         lambda projection: plots.projection(*projection, out_dir / "segment_projection.png")),
+    ])

@@ -11,7 +11,7 @@ import base64
 import datetime as dt
 import html
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -28,8 +28,7 @@ MODEL_FIGURES = ("segment_sizes.png", "segment_profile_heatmap.png", "segment_bo
 def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> list[Path]:
     """The figures of the report that do not come from training, from aggregated tables only.
 
-    The aggregates are queried a few at a time while this thread draws the ones already back:
-    each query is mostly Spark's planning and scheduling, each figure Python's drawing.
+    The aggregates are queried side by side while the figures already possible are drawn.
     """
     t, currency = settings.tables, settings.currency
 
@@ -62,13 +61,12 @@ def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> l
             lambda f, path: plots.counts_bar(f["country"], f["net_revenue"], path, "Net revenue by country (top 15)",
                                              f"net revenue ({currency})")),
     }
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        pending = [(name, draw, pool.submit(aggregate, table, build)) for name, (table, build, draw) in figures.items()]
-        drawn = []
-        for name, draw, frame in pending:
-            if (data := frame.result()) is not None and len(data):
-                drawn.append(draw(data, out / name))
-    return drawn
+    def drawing(name: str, draw):
+        return lambda data: draw(data, out / name) if data is not None and len(data) else None
+
+    drawn = plots.draw_as_ready([(partial(aggregate, table, build), drawing(name, draw))
+                                 for name, (table, build, draw) in figures.items()])
+    return [path for path in drawn if path is not None]
 
 
 def _img(path: Path | None, alt: str) -> str:

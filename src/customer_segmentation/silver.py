@@ -334,13 +334,17 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
 
 
 def reconcile(spark: SparkSession, settings: Settings) -> dict[str, int]:
-    """Every bronze line is in exactly one of orders and quarantine; anything else is a bug.
-    Returns the three tables' row counts."""
+    """Every bronze transaction line is in exactly one of orders and quarantine."""
     tables = settings.tables
-    counts = row_counts(spark, [tables.transactions_raw, tables.orders, tables.orders_quarantine])
-    bronze, orders, quarantine = (counts.get(name, 0) for name in
-                                  (tables.transactions_raw, tables.orders, tables.orders_quarantine))
-    if bronze != orders + quarantine:
-        raise PipelineError(f"reconciliation failed: bronze has {bronze:,} lines, silver.orders {orders:,} "
-                            f"+ quarantine {quarantine:,} = {orders + quarantine:,}")
+    return reconcile_counts(spark, tables.transactions_raw, tables.orders, tables.orders_quarantine)
+
+
+def reconcile_counts(spark: SparkSession, bronze_table: str, kept_table: str, quarantine_table: str) -> dict[str, int]:
+    """Every line of `bronze_table` is in exactly one of `kept_table` and `quarantine_table`;
+    anything else is a bug. Returns the three tables' row counts."""
+    counts = row_counts(spark, [bronze_table, kept_table, quarantine_table])
+    bronze, kept, quarantine = (counts.get(name, 0) for name in (bronze_table, kept_table, quarantine_table))
+    if bronze != kept + quarantine:
+        raise PipelineError(f"reconciliation failed: {bronze_table} has {bronze:,} lines, {kept_table} {kept:,} "
+                            f"+ {quarantine_table} {quarantine:,} = {kept + quarantine:,}")
     return counts

@@ -9,7 +9,6 @@ and the champion, registered with the alias `champion`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shutil
 import tempfile

@@ -1,13 +1,17 @@
-"""Table writers: a first write creates the table with its comments, later writes replace rows."""
+"""Table writers and counts: a first write creates the table with its comments, later writes replace
+rows; reconciliation compares three counts."""
 
 import json
 from pathlib import Path
 
+import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType
 
 from customer_segmentation.bronze import bronze_table_spec
+from customer_segmentation.errors import PipelineError
 from customer_segmentation.profiles import TRANSACTIONS
+from customer_segmentation.silver import reconcile_counts
 from customer_segmentation.tables import Column, TableSpec, ensure_schemas, overwrite_table, rows_in_last_commit
 
 SPEC = TableSpec(comment="Test table", columns=(
@@ -58,3 +62,16 @@ def test_a_table_with_named_statistics_columns_keeps_statistics_of_those_alone(s
     stats = [json.loads(json.loads(line)["add"]["stats"]) for line in commit if '"add"' in line]
     assert stats and all(set(s["minValues"]) == {"_ingested_at"} and s["numRecords"] >= 1 for s in stats)
     assert spark.table(name).count() == 3
+
+
+def test_reconciliation_names_the_tables_whose_counts_disagree(spark, make_settings):
+    settings = make_settings()
+    ensure_schemas(spark, settings)
+    bronze, kept, quarantine = (f"{settings.catalog}.{settings.silver_schema}.{n}" for n in ("raw", "kept", "rejected"))
+    overwrite_table(spark, bronze, rows(spark, 1, ["a", "b", "c"]), SPEC)
+    overwrite_table(spark, kept, rows(spark, 1, ["a"]), SPEC)
+    overwrite_table(spark, quarantine, rows(spark, 1, ["b"]), SPEC)
+    with pytest.raises(PipelineError, match=f"{bronze} has 3 lines, {kept} 1 \\+ {quarantine} 1 = 2"):
+        reconcile_counts(spark, bronze, kept, quarantine)
+    overwrite_table(spark, quarantine, rows(spark, 1, ["b", "c"]), SPEC)
+    assert reconcile_counts(spark, bronze, kept, quarantine) == {bronze: 3, kept: 1, quarantine: 2}
