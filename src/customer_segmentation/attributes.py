@@ -236,8 +236,7 @@ def quality_row(marked: DataFrame, source: str, run_id: str) -> DataFrame:
                 .select(F.explode("_defaults")).groupBy("col").count().collect()}
     row = [(source, run_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), total,
             total - sum(rejects.values()), sum(rejects.values()), rejects, defaults)]
-    return marked.sparkSession.createDataFrame(
-        row, ", ".join(f"{c.name} {c.type.simpleString()}" for c in SOURCE_QUALITY.columns))
+    return marked.sparkSession.createDataFrame(row, SOURCE_QUALITY.schema)
 
 
 def clean_source(spark: SparkSession, source: str, bronze_table: str, silver_table: str, quarantine_table: str,

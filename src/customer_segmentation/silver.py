@@ -281,7 +281,7 @@ def quality_row(marked: DataFrame, run_id: str, batch_id: int) -> DataFrame:
     spark = marked.sparkSession
     row = [(run_id, batch_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), total,
             total - sum(rejects.values()), sum(rejects.values()), rejects)]
-    return spark.createDataFrame(row, ", ".join(f"{c.name} {c.type.simpleString()}" for c in QUALITY_LOG.columns))
+    return spark.createDataFrame(row, QUALITY_LOG.schema)
 
 
 def preview_orders(spark: SparkSession, settings: Settings) -> DataFrame:

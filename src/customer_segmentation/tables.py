@@ -38,6 +38,11 @@ class TableSpec:
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    @property
+    def schema(self) -> str:
+        """The columns as a DDL schema string, e.g. for `spark.createDataFrame(rows, spec.schema)`."""
+        return ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in self.columns)
+
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

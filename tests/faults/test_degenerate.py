@@ -20,7 +20,7 @@ def features_table(spark, settings, rows):
         records.append((customer, recency, frequency, float(monetary), float(monetary), 0.0,
                         float(monetary) / max(frequency, 1), dt.date(2011, 1, 1), dt.date(2011, 12, 1), 300,
                         frequency, 0.0, 30.0, "United Kingdom", dt.date(2011, 12, 10)))
-    schema = ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in CUSTOMER_FEATURES.columns)
+    schema = CUSTOMER_FEATURES.schema
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{settings.gold_schema}")
     overwrite_table(spark, settings.tables.customer_features, spark.createDataFrame(records, schema), CUSTOMER_FEATURES)
     segments = rfm_segments(spark.table(settings.tables.customer_features), rfm_rules())

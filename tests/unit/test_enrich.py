@@ -25,7 +25,7 @@ def bronze_rows(spark, source, rows):
         record.update({"_raw_line": ",".join(str(v) for v in row.values()), "_source_file": "f.csv",
                        "_source_profile": source, "_ingested_at": dt.datetime(2012, 1, 1), "_line_id": str(i)})
         records.append(tuple(record[c.name] for c in spec.columns))
-    return spark.createDataFrame(records, ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in spec.columns))
+    return spark.createDataFrame(records, spec.schema)
 
 
 @pytest.fixture(scope="module")

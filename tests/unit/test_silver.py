@@ -25,7 +25,7 @@ def bronze_frame(spark, rows):
                       _source_profile="uci", _ingested_at=INGESTED, _line_id=row.pop("_line_id", f"id{index}"))
         values.update(row)
         records.append(tuple(values[c.name] for c in spec.columns))
-    return spark.createDataFrame(records, ", ".join(f"`{c.name}` {c.type.simpleString()}" for c in spec.columns))
+    return spark.createDataFrame(records, spec.schema)
 
 
 def classified(spark, rows, profile=None, settings=None, existing=None):
