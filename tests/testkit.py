@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 FIGURES = {"elbow_wcss.png", "metrics_by_k.png", "segment_sizes.png", "segment_profile_heatmap.png",
            "segment_box_plots.png", "segment_projection.png", "clustering_metrics.csv"}
 # Few candidates keep the fault-suite jobs short; what they check does not depend on the model search.
-SMALL_JOB = {"k_max": 2, "algorithms": ("kmeans",), "kmeans_starts": 1}
+SMALL_JOB = {"k_min": 2, "k_max": 2, "algorithms": ("kmeans",), "kmeans_starts": 1}
 FOUR_METRICS = {"silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss"}
 
 

@@ -234,7 +234,7 @@ def quality_row(marked: DataFrame, source: str, run_id: str) -> DataFrame:
     total = marked.count()
     defaults = {r[0]: r[1] for r in marked.where(F.col("reject_reason").isNull())
                 .select(F.explode("_defaults")).groupBy("col").count().collect()}
-    row = [(source, run_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), total,
+    row = [(source, run_id, dt.datetime.now(dt.timezone.utc), total,
             total - sum(rejects.values()), sum(rejects.values()), rejects, defaults)]
     return marked.sparkSession.createDataFrame(row, SOURCE_QUALITY.schema)
 

@@ -117,7 +117,8 @@ def cmd_class_archive(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp) / "landing", customers=CLASS_ARCHIVE_CUSTOMERS, seed=1)
         settings = Settings.from_params({"state_root": str(Path(tmp) / "state"),
-                                         "landing_path": str(Path(tmp) / "landing" / "transactions"), "k_max": "3"})
+                                         "landing_path": str(Path(tmp) / "landing" / "transactions"),
+                                         "k_min": "2", "k_max": "3"})
         spark = local_session(Path(settings.state_root), verbose=args.verbose, record_classes_to=recording)
         run_job(spark, settings)
         stop_local_jvm(spark)

@@ -8,7 +8,6 @@ Pure DataFrame transforms. Every engineered score is defined here, once:
 - `behaviour_score` = ln(1 + sessions) + ln(1 + page_views) + ln(1 + session_minutes).
 - `spend_engagement` = signed ln(1 + |monetary|) × ln(1 + engagement_score): high only for
   customers who both spend and engage.
-- `historical_clv` = avg_order_value × frequency: what the customer has been worth so far.
 
 Categorical attributes (gender, marital_status, region) stay text in gold; training one-hot
 encodes them inside the model pipeline, so scoring always encodes the same way.
@@ -51,7 +50,6 @@ ENGAGEMENT_COLUMNS = (
     Col("behaviour_score", DoubleType(), "ln(1+sessions) + ln(1+page_views) + ln(1+session_minutes)"),
     Col("spend_engagement", DoubleType(), "signed ln(1+|monetary|) x ln(1+engagement_score)"),
 )
-CLV_COLUMN = Col("historical_clv", DoubleType(), "avg_order_value x frequency: worth of the customer so far")
 CATEGORICAL_FEATURES = ("gender", "marital_status", "region")
 
 
@@ -61,7 +59,7 @@ def enriched_spec(sources: tuple[str, ...]) -> TableSpec:
         return CUSTOMER_FEATURES
     base = CUSTOMER_FEATURES.columns
     extra = ((ATTRIBUTE_COLUMNS if "customers" in sources else ())
-             + (ENGAGEMENT_COLUMNS if "engagement" in sources else ()) + (CLV_COLUMN,))
+             + (ENGAGEMENT_COLUMNS if "engagement" in sources else ()))
     return TableSpec(comment=CUSTOMER_FEATURES.comment + " With the optional sources: attributes, engagement "
                      "and engineered scores (definitions in enrich.py).", columns=base[:-1] + extra + base[-1:])
 
@@ -112,7 +110,7 @@ def enrich(features: DataFrame, attributes: DataFrame | None, engagement: DataFr
               .withColumn("engagement_score", (F.col("emails_opened") + 2 * F.col("emails_clicked")).cast("double"))
               .withColumn("behaviour_score", F.log1p("sessions") + F.log1p("page_views") + F.log1p("session_minutes"))
               .withColumn("spend_engagement", signed_log1p(F.col("monetary")) * F.log1p("engagement_score")))
-    return df.withColumn("historical_clv", F.col("avg_order_value") * F.col("frequency"))
+    return df
 
 
 # --- Value tiers: the per-dimension method ---------------------------------------------------

@@ -45,21 +45,35 @@ CUSTOMER_FEATURES = TableSpec(
 )
 
 RFM_SEGMENTS = TableSpec(
-    comment="Rule-based RFM segments: quintile scores (1 worst .. 5 best) and the marketing segment of "
-            "each customer's score cell. Rules live in config/rfm_segments.yaml.",
+    comment="Rule-based RFM segments: scores 1 (worst) .. 5 (best) by rank among customers with net "
+            "purchases, ties sharing a score, and the marketing segment of each customer's score cell. Rules "
+            "live in config/rfm_segments.yaml; customers without net purchases have no scores and their own "
+            "segment.",
     columns=(
         Col("customer_id", StringType(), "Customer ID"),
         Col("recency_days", IntegerType(), "Days since the last purchase"),
         Col("frequency", LongType(), "Distinct purchase invoices"),
         Col("monetary", DoubleType(), "Net revenue from goods"),
-        Col("r_score", IntegerType(), "Recency score 1-5; 5 = most recent buyers"),
-        Col("f_score", IntegerType(), "Frequency score 1-5; 5 = most frequent buyers"),
-        Col("m_score", IntegerType(), "Monetary score 1-5; 5 = highest net revenue"),
-        Col("rfm_cell", StringType(), "The three scores as one code, e.g. 545"),
-        Col("rfm_segment", StringType(), "Marketing segment of the cell (Champions, At Risk, Lost, ...)"),
+        Col("r_score", IntegerType(), "Recency score 1-5; 5 = most recent buyers (null without net purchases)"),
+        Col("f_score", IntegerType(), "Frequency score 1-5; 5 = most frequent buyers (null without net purchases)"),
+        Col("m_score", IntegerType(), "Monetary score 1-5; 5 = highest net revenue (null without net purchases)"),
+        Col("rfm_cell", StringType(), "The three scores as one code, e.g. 545 (null without net purchases)"),
+        Col("rfm_segment", StringType(), "Marketing segment of the cell (Champions, At Risk, Lost, ...), or "
+                                         "the segment of customers without net purchases"),
         Col("as_of_date", DateType(), "Reference date of the scores"),
     ),
 )
+
+
+# Customers whose purchase behaviour can be described: a positive net spend on goods. The others
+# (only returns, or everything bought cancelled) get a segment of their own by rule (see README).
+NET_PURCHASES = "monetary > 0"
+# Their segment number wherever segments are numbered (the model's own segments are 0, 1, ...).
+RULE_SEGMENT_ID = -1
+
+
+def has_net_purchases() -> Column:
+    return F.expr(NET_PURCHASES)
 
 
 def counted_lines(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
@@ -145,9 +159,33 @@ def percentile(value: Column) -> Column:
     return (rank_low - 1 + ties / 2) / F.count(F.lit(1)).over(Window.partitionBy(F.lit(1)))
 
 
-def quintile_score(value: Column) -> Column:
-    """1-5 by quintile of `value` (higher value, higher score); ties share a score, all-equal is 3."""
-    return F.least(F.lit(5), F.floor(percentile(value) * 5) + 1).cast("int")
+def with_score(df: DataFrame, value: Column, name: str) -> DataFrame:
+    """`df` with column `name`: a 1-5 score of `value` (5 for the highest values), ties sharing a score.
+
+    A value's score starts at its lowest rank: floor(5 x customers below it / all customers) + 1,
+    so customers with two orders do not share the score of those with three because many have
+    one. Then two bounds, so that with five or more distinct values every score 1-5 is used: a
+    value scores at most one above the next lower value, and at least what leaves one score for
+    each higher value (the highest value always scores 5). Both bounds together are a running
+    minimum: score_i = i + max(min over j <= i of (start_j - j), 6 - distinct values), i the
+    value's position among the distinct values. With fewer than five distinct values the score
+    follows the value's midpoint percentile (all values equal: 3).
+    """
+    everyone = Window.partitionBy(F.lit(1))
+    ordered = everyone.orderBy("__value")
+    staged = (df.select("*", value.alias("__value"))
+              .select("*", (F.rank().over(ordered) - 1).alias("__below"), (F.dense_rank().over(ordered) - 1)
+                      .alias("__position"), F.count(F.lit(1)).over(everyone).alias("__customers"),
+                      F.count(F.lit(1)).over(Window.partitionBy("__value")).alias("__ties")))
+    start = F.floor(5 * F.col("__below") / F.col("__customers")) + 1
+    staged = staged.select(
+        "*", F.min(start - F.col("__position")).over(
+            ordered.rangeBetween(Window.unboundedPreceding, Window.currentRow)).alias("__lowest_start"),
+        (F.max("__position").over(everyone) + 1).alias("__distinct"))
+    spread = F.col("__position") + F.greatest("__lowest_start", 6 - F.col("__distinct"))
+    midpoint = F.least(F.lit(5), F.floor((F.col("__below") + F.col("__ties") / 2) / F.col("__customers") * 5) + 1)
+    score = F.when(F.col("__distinct") >= 5, spread).otherwise(midpoint).cast("int")
+    return staged.withColumn(name, score).drop(*[c for c in staged.columns if c.startswith("__")])
 
 
 def rfm_segment_expression(rules: tuple[RfmRule, ...]) -> Column:
@@ -159,13 +197,19 @@ def rfm_segment_expression(rules: tuple[RfmRule, ...]) -> Column:
     return expression
 
 
-def rfm_segments(features: DataFrame, rules: tuple[RfmRule, ...]) -> DataFrame:
-    scored = features.select(
+def rfm_segments(features: DataFrame, rules: tuple[RfmRule, ...], without_net_purchases: str) -> DataFrame:
+    """Scores and rule-based segment of every customer. Scores rank customers with net purchases
+    among themselves; the others are segment `without_net_purchases`, without scores."""
+    buyers = features.where(has_net_purchases()).select("customer_id", "recency_days", "frequency", "monetary",
+                                                        "as_of_date")
+    for score, value in (("r_score", -F.col("recency_days")), ("f_score", F.col("frequency")),
+                         ("m_score", F.col("monetary"))):
+        buyers = with_score(buyers, value, score)
+    scored = (buyers
+              .withColumn("rfm_cell", F.concat(*[F.col(c).cast("string") for c in ("r_score", "f_score", "m_score")]))
+              .withColumn("rfm_segment", rfm_segment_expression(rules)))
+    others = features.where(~has_net_purchases()).select(
         "customer_id", "recency_days", "frequency", "monetary", "as_of_date",
-        quintile_score(-F.col("recency_days")).alias("r_score"),
-        quintile_score(F.col("frequency")).alias("f_score"),
-        quintile_score(F.col("monetary")).alias("m_score"),
-    )
-    return (scored
-            .withColumn("rfm_cell", F.concat(*[F.col(c).cast("string") for c in ("r_score", "f_score", "m_score")]))
-            .withColumn("rfm_segment", rfm_segment_expression(rules)))
+        *[F.lit(None).cast("int").alias(c) for c in ("r_score", "f_score", "m_score")],
+        F.lit(None).cast("string").alias("rfm_cell"), F.lit(without_net_purchases).alias("rfm_segment"))
+    return scored.unionByName(others)

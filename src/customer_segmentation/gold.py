@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 from . import __version__, enrich, features, insights
 from .console import say
 from .errors import SourceError
-from .rules import CONFIG_DIR, rfm_rules
+from .rules import CONFIG_DIR, rfm_rules, segment_catalogue
 from .settings import Settings
 from .tables import (drop_if_columns_changed, ensure_schemas, get_property, overwrite_tables, set_property,
                      table_exists, table_version)
@@ -41,7 +41,9 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         outputs = {
             tables.customer_features: (customer_features, enrich.enriched_spec(sources)),
             tables.value_tiers: (enrich.value_tiers(customer_features, settings.seed), enrich.VALUE_TIERS),
-            tables.rfm_segments: (features.rfm_segments(customer_features, rfm_rules()), features.RFM_SEGMENTS),
+            tables.rfm_segments: (features.rfm_segments(customer_features, rfm_rules(),
+                                                          segment_catalogue().without_net_purchases.name),
+                                   features.RFM_SEGMENTS),
             tables.monthly_revenue: (insights.monthly_revenue(orders, customer_features, as_of_date),
                                      insights.SPECS["monthly_revenue"]),
             tables.revenue_by_weekday: (insights.revenue_by_weekday(orders, as_of_date),
@@ -66,7 +68,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
 
 def _inputs(spark: SparkSession, settings: Settings, as_of_date) -> str:
     """What the gold tables are a function of: silver's version, the date, the rules and the code."""
-    rules = hashlib.sha256(b"".join((CONFIG_DIR / f).read_bytes() for f in ("cleaning.yaml", "rfm_segments.yaml")))
+    rules = hashlib.sha256(b"".join((CONFIG_DIR / f).read_bytes() for f in ("cleaning.yaml", "rfm_segments.yaml",
+                                                                               "segment_names.yaml")))
     sources = "".join(f", {s} v{table_version(spark, getattr(settings.tables, s))}" for s in settings.sources_in_use)
     return (f"orders v{table_version(spark, settings.tables.orders)}{sources}, as of {as_of_date}, "
             f"rules {rules.hexdigest()[:12]}, seed {settings.seed}, code {__version__}")

@@ -23,7 +23,8 @@ CONCENTRATION_PERCENTS = (1, 5, 20)
 _AS_OF = Col("as_of_date", DateType(), "Reference date: lines on or after it are not counted")
 _NET = Col("net_revenue", DoubleType(), "Revenue from goods net of cancellations and returns")
 _ORDERS = Col("orders", LongType(), "Distinct invoices with a purchase")
-_SHARE = Col("share_of_revenue", DoubleType(), "This row's share of total net revenue (0-1)")
+_SHARE = Col("share_of_revenue", DoubleType(), "This row's share of total net revenue (0-1; null when the total "
+                                              "is not positive)")
 
 SPECS = {
     "monthly_revenue": TableSpec(
@@ -68,7 +69,8 @@ SPECS = {
         "Share of net revenue brought by the top 1%, 5% and 20% of customers by net revenue.",
         (Col("top_percent", IntegerType(), "Size of the group, in percent of customers"),
          Col("customers", LongType(), "Customers in the group"),
-         Col("share_of_net_revenue", DoubleType(), "Their share of all customers' net revenue (0-1)"), _AS_OF)),
+         Col("share_of_net_revenue", DoubleType(), "Their share of all customers' net revenue (0-1; null when the "
+                                                   "total is not positive)"), _AS_OF)),
 }
 
 
@@ -94,8 +96,9 @@ def _revenue(decimal_sum):
 
 
 def _with_share(df: DataFrame) -> DataFrame:
+    """Each row's share of the total net revenue; undefined (null) when the total is not positive."""
     total = F.sum(F.col("net_revenue").cast("decimal(24,4)")).over(Window.partitionBy()).cast("double")
-    return df.withColumn("share_of_revenue", F.col("net_revenue") / total)
+    return df.withColumn("share_of_revenue", F.when(total > 0, F.col("net_revenue") / total))
 
 
 def revenue_by_weekday(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
@@ -162,6 +165,6 @@ def revenue_concentration(features: DataFrame, as_of_date: dt.date) -> DataFrame
     return (ranked.crossJoin(F.broadcast(percents))
             .groupBy("top_percent").agg(
                 F.max(group_size).cast("long").alias("customers"),
-                (F.sum(F.when(F.col("rank") <= group_size, F.col("monetary"))).cast("double")
-                 / F.sum("monetary").cast("double")).alias("share_of_net_revenue"))
+                F.when(F.sum("monetary") > 0, F.sum(F.when(F.col("rank") <= group_size, F.col("monetary"))).cast("double")
+                       / F.sum("monetary").cast("double")).alias("share_of_net_revenue"))
             .withColumn("as_of_date", F.lit(as_of_date)).orderBy("top_percent"))

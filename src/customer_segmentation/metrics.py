@@ -27,13 +27,15 @@ def _squared_distance(x, centre):
 
 
 def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, features_col: str = "features",
-                      prediction_col: str = "prediction") -> dict[object, dict[int, dict]]:
+                      prediction_col: str = "prediction", value_col: str | None = None) -> dict[object, dict[int, dict]]:
     """Per clustering (`group_col`) and cluster: size, centroid, sums of distances, squared distances
-    and silhouettes of its points."""
+    and silhouettes of its points, and the sum of `value_col` (e.g. net revenue) if given."""
+    value = F.col(value_col).cast("double") if value_col else F.lit(0.0)
     arrays = points.select(F.col(group_col).alias("grp"), F.col(prediction_col).cast("int").alias("cluster"),
-                           vector_to_array(features_col).alias("x"))
+                           vector_to_array(features_col).alias("x"), value.alias("value"))
     first_pass = arrays.groupBy("grp", "cluster").agg(
         F.count(F.lit(1)).alias("size"),
+        F.sum("value").alias("value"),
         F.sum(F.aggregate("x", F.lit(0.0), lambda acc, v: acc + v * v)).alias("norm2_sum"),
         *[F.sum(F.col("x")[i]).alias(f"s{i}") for i in range(dimensions)],
     ).collect()
@@ -42,7 +44,7 @@ def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, featur
         centroid = np.array([row[f"s{i}"] / row["size"] for i in range(dimensions)])
         # Mean squared distance of the cluster's points to its centroid: E|y|^2 - |mean|^2.
         clusters.setdefault(row["grp"], {})[row["cluster"]] = {
-            "size": row["size"], "centroid": centroid,
+            "size": row["size"], "value": row["value"], "centroid": centroid,
             "scatter": max(row["norm2_sum"] / row["size"] - float(centroid @ centroid), 0.0)}
     layout = "grp {}, ids array<int>, sizes array<bigint>, centres array<array<double>>, scatters array<double>"
     stats = points.sparkSession.createDataFrame(
@@ -116,9 +118,19 @@ def sweep_metrics(points: DataFrame, dimensions: int, group_col: str, features_c
                   prediction_col: str = "prediction") -> dict[object, dict[str, float]]:
     """WCSS, Davies–Bouldin, Calinski–Harabasz, silhouette and segment shares of every clustering in
     `points` (one per value of `group_col`), in two Spark queries for all of them."""
-    return {group: _metrics(summaries)
+    return {group: summary_metrics(summaries)
             for group, summaries in cluster_summaries(points, dimensions, group_col, features_col,
                                                       prediction_col).items()}
+
+
+def segment_shares(summaries: dict[int, dict]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each segment's share of the points and of the summed value, largest segment first. Value
+    shares are undefined (empty) unless the total value is positive."""
+    ordered = sorted(summaries.values(), key=lambda s: -s["size"])
+    points = sum(s["size"] for s in ordered)
+    value = sum(s["value"] for s in ordered)
+    return (tuple(s["size"] / points for s in ordered),
+            tuple(s["value"] / value for s in ordered) if value > 0 else ())
 
 
 def cluster_metrics(points: DataFrame, dimensions: int, features_col: str = "features",
@@ -128,16 +140,20 @@ def cluster_metrics(points: DataFrame, dimensions: int, features_col: str = "fea
                          prediction_col)[0]
 
 
-def _metrics(summaries: dict[int, dict]) -> dict[str, float]:
-    total = sum(s["size"] for s in summaries.values())
+def summary_metrics(summaries: dict[int, dict]) -> dict[str, float]:
+    """The metrics of one clustering from its cluster summaries."""
+    shares, value_shares = segment_shares(summaries)
     result = {
         "segments_found": float(len(summaries)),
         "wcss": float(sum(s["squared_distance_sum"] for s in summaries.values())),
-        "smallest_segment_share": min(s["size"] for s in summaries.values()) / total,
-        "largest_segment_share": max(s["size"] for s in summaries.values()) / total,
+        "smallest_segment_share": shares[-1],
+        "largest_segment_share": shares[0],
     }
+    if value_shares:
+        result["smallest_segment_revenue_share"] = value_shares[-1]
     if len(summaries) >= 2:
         result["davies_bouldin"] = davies_bouldin(summaries)
         result["calinski_harabasz"] = calinski_harabasz(summaries)
-        result["silhouette_sq_euclidean"] = float(sum(s["silhouette_sum"] for s in summaries.values()) / total)
+        points = sum(s["size"] for s in summaries.values())
+        result["silhouette_sq_euclidean"] = float(sum(s["silhouette_sum"] for s in summaries.values()) / points)
     return result

@@ -99,7 +99,7 @@ class Scratch:
             experiment_name=f"/Shared/{prefix}" if on_databricks() else prefix,
             model_name=f"{catalog}.{gold}.segments" if on_databricks() else f"{prefix}_segments",
             # A small model search: these tests check the wiring of each task, not the segments.
-            model_staging_path=f"{self.root}/models", k_max=3, algorithms=("kmeans",), kmeans_starts=1,
+            model_staging_path=f"{self.root}/models", k_min=2, k_max=3, algorithms=("kmeans",), kmeans_starts=1,
         )
 
     def run(self, spark, *tasks: str) -> dict:

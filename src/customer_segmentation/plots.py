@@ -56,9 +56,14 @@ def _legend_or_note(ax) -> None:
         ax.text(0.5, 0.5, "no candidate could be trained", ha="center", va="center", transform=ax.transAxes)
 
 
+def _trained(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The candidates that were trained: a skipped one has no point on a curve, whatever it measured."""
+    return metrics[metrics["skipped_reason"].isna()]
+
+
 def elbow(metrics: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for algorithm, rows in metrics.dropna(subset=["wcss"]).groupby("algorithm", sort=False):
+    for algorithm, rows in _trained(metrics).dropna(subset=["wcss"]).groupby("algorithm", sort=False):
         ax.plot(rows["k"], rows["wcss"], marker="o", label=ALGORITHM_LABELS.get(algorithm, algorithm))
     ax.set_title("Elbow: within-cluster sum of squares by number of segments")
     ax.set_xlabel("number of segments (k)")
@@ -74,7 +79,7 @@ def metrics_by_k(metrics: pd.DataFrame, path: Path) -> Path:
               ("calinski_harabasz", "Calinski–Harabasz index, higher is better")]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     for ax, (metric, label) in zip(axes, panels):
-        for algorithm, rows in metrics.dropna(subset=[metric]).groupby("algorithm", sort=False):
+        for algorithm, rows in _trained(metrics).dropna(subset=[metric]).groupby("algorithm", sort=False):
             ax.plot(rows["k"], rows[metric], marker="o", label=ALGORITHM_LABELS.get(algorithm, algorithm))
         ax.set_title(label)
         ax.set_xlabel("number of segments (k)")

@@ -16,7 +16,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from . import naming, plots
+from .features import RULE_SEGMENT_ID
 from .naming import SegmentName
+from .rules import segment_catalogue
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 BOX_FEATURES = ("recency_days", "frequency", "monetary", "avg_order_value", "tenure_days", "distinct_products")
@@ -24,10 +26,13 @@ PROJECTION_BINS = 40
 
 
 def name_segments(scored: DataFrame) -> dict[int, SegmentName]:
-    """scored: customer features with segment_id."""
-    standings = naming.segment_standings(scored.select("customer_id", "segment_id"),
-                                         naming.customer_standings(scored))
-    return naming.assign_names(standings)
+    """Names of the model's segments, from their customers' standings among the modelled customers,
+    and the rule segment's own; scored: customer features with segment_id."""
+    modelled = scored.where(F.col("segment_id") != RULE_SEGMENT_ID)
+    profiles = naming.segment_profiles(modelled.select("customer_id", "segment_id"),
+                                       naming.customer_standings(modelled))
+    rule = segment_catalogue().without_net_purchases
+    return {**naming.assign_names(profiles), RULE_SEGMENT_ID: SegmentName(rule.name, rule.action, {})}
 
 
 def feature_statistics(scored: DataFrame, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

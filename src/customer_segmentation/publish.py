@@ -6,8 +6,10 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, DateType, DoubleType, IntegerType, LongType, StringType
 
-from . import enrich, profiling, tracking
+from . import enrich, naming, profiling, tracking
+from .features import RULE_SEGMENT_ID
 from .naming import SegmentName
+from .rules import segment_catalogue
 from .settings import CLUSTERING_FEATURES, Settings
 from .tables import Column as Col
 from .tables import (TableSpec, create_table_if_missing, drop_if_columns_changed, overwrite_tables,
@@ -22,7 +24,7 @@ CUSTOMER_SEGMENTS = TableSpec(
     columns=(
         Col("customer_id", StringType(), "Customer ID"),
         Col("segment_id", IntegerType(), "Segment number assigned by the model: 0 is the largest segment, "
-                                             "then by size"),
+                                             "then by size; -1 = no net purchases (by rule, outside the model)"),
         Col("segment_name", StringType(), "Marketing name of the segment, chosen from its profile"),
         Col("recommended_action", StringType(), "What marketing is advised to do with this segment"),
         Col("rfm_segment", StringType(), "Rule-based RFM segment of the customer, for comparison"),
@@ -36,11 +38,13 @@ SEGMENT_PROFILES = TableSpec(
     comment="One row per segment: size, revenue share, feature means and medians, dominant RFM segment, "
             "top countries and the recommended action.",
     columns=(
-        Col("segment_id", IntegerType(), "Segment number"),
+        Col("segment_id", IntegerType(), "Segment number (-1: customers without net purchases, by rule)"),
         Col("segment_name", StringType(), "Marketing name of the segment"),
         Col("customers", LongType(), "Customers in the segment"),
         Col("share_of_customers", DoubleType(), "Share of all customers (0-1)"),
-        Col("share_of_net_revenue", DoubleType(), "Share of all customers' net revenue (0-1)"),
+        Col("share_of_net_revenue", DoubleType(), "Share of all customers' net revenue (0-1; below 0 for "
+                                                  "customers without net purchases; null when the total is "
+                                                  "not positive)"),
         *[Col(f"{stat}_{feature}", DoubleType(), f"{stat.capitalize()} {feature} of the segment's customers")
           for feature in CLUSTERING_FEATURES for stat in ("mean", "median")],
         Col("dominant_rfm_segment", StringType(), "Most common rule-based RFM segment among its customers"),
@@ -54,7 +58,7 @@ SEGMENT_PROFILES = TableSpec(
 )
 
 # Profiled too when the optional sources give them.
-ENRICHED_PROFILE_FEATURES = ("age", "income", "loyalty_level", "engagement_score", "behaviour_score", "historical_clv")
+ENRICHED_PROFILE_FEATURES = ("age", "income", "loyalty_level", "engagement_score", "behaviour_score")
 
 
 def profiles_spec(columns: list[str], with_categories: bool) -> TableSpec:
@@ -105,7 +109,9 @@ def profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName],
     stats = scored.groupBy("segment_id").agg(
         F.count("*").alias("customers"),
         (F.count("*") / F.lit(totals["n"])).alias("share_of_customers"),
-        (F.sum(net).cast("double") / F.lit(float(totals["net"]) or 1.0)).alias("share_of_net_revenue"),
+        # A share of a total that is not positive says nothing: undefined (null), not divided by a stand-in.
+        (F.sum(net).cast("double") / F.lit(float(totals["net"])) if totals["net"] and totals["net"] > 0
+         else F.lit(None).cast("double")).alias("share_of_net_revenue"),
         *[F.avg(f).alias(f"mean_{f}") for f in features],
         *[F.percentile(f, 0.5).alias(f"median_{f}") for f in features],
     )
@@ -124,8 +130,10 @@ def profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName],
     rows = stats.join(dominant, "segment_id").join(countries, "segment_id").toPandas()
     medians = ("recency_days", "frequency", "monetary", "avg_order_value")
     rows["top_countries"] = rows["top_countries"].map(list)
-    rows["description"] = [profiling.naming.describe(names[int(r["segment_id"])].standing,
-                                                     {f: r[f"median_{f}"] for f in medians})
+    rule = segment_catalogue().without_net_purchases
+    rows["description"] = [rule.description if int(r["segment_id"]) == RULE_SEGMENT_ID else
+                           naming.describe(names[int(r["segment_id"])].standing, {f: r[f"median_{f}"] for f in medians},
+                                           names[int(r["segment_id"])].activity)
                            for _, r in rows.iterrows()]
     rows["segment_name"] = rows["segment_id"].map(lambda s: names[int(s)].name)
     rows["recommended_action"] = rows["segment_id"].map(lambda s: names[int(s)].action)

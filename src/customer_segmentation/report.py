@@ -19,6 +19,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from . import plots, tracking
+from .features import RULE_SEGMENT_ID
 from .settings import Settings
 
 MODEL_FIGURES = ("segment_sizes.png", "segment_profile_heatmap.png", "segment_box_plots.png",
@@ -210,7 +211,7 @@ header{background:#1f3b70;color:#fff;padding:24px 40px}header h1{margin:0 0 6px}
 section{background:#fff;border-radius:10px;padding:18px 24px;margin:18px 0;box-shadow:0 1px 3px #0002}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:14px}
 .card{border:1px solid #dfe3ee;border-radius:10px;padding:14px 16px;background:#fbfcff}
-.card h3{margin:0 0 6px;color:#1f3b70}.share{font-size:13px;color:#4a5470;margin-bottom:8px}
+.card h3{margin:0 0 6px;color:#1f3b70}.card.rule{background:#f7f7f7;border-style:dashed}.share{font-size:13px;color:#4a5470;margin-bottom:8px}
 .action{margin-top:10px;padding:8px 10px;background:#eef6ee;border-left:4px solid #3a8d3a;font-size:14px}
 img{max-width:100%;height:auto;margin:8px 0;border:1px solid #eee}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #dde;padding:4px 8px;text-align:right}
@@ -223,20 +224,37 @@ th{background:#eef1f8}td:first-child,th:first-child{text-align:left}.missing{col
 def _render(settings, as_of_date, profiles, metrics, migration, rfm, quality, concentration, figures, selection,
             champion, tiers=None, who=None) -> str:
     currency = html.escape(settings.currency)
-    cards = "".join(
-        f"""<div class="card"><h3>{html.escape(r.segment_name)}</h3>
+    champion_label = html.escape(champion["label"])
+    def share(value) -> str:
+        return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
+
+    def card(r) -> str:
+        by_rule = r.segment_id == RULE_SEGMENT_ID
+        note = ('<div class="share"><b>Set by rule, outside the model:</b> customers without net purchases '
+                'cannot be described by how they buy.</div>' if by_rule else "")
+        return f"""<div class="card{' rule' if by_rule else ''}"><h3>{html.escape(r.segment_name)}</h3>
 <div class="share">{r.customers:,} customers · {r.share_of_customers:.1%} of customers ·
-{r.share_of_net_revenue:.1%} of net revenue</div>
+{share(r.share_of_net_revenue)} of net revenue</div>{note}
 <div>{html.escape(r.description)}</div>
 <div class="share">Median {r.median_monetary:,.0f} {currency} net · {r.median_frequency:.0f} orders ·
 last order {r.median_recency_days:.0f} days ago · mostly {html.escape(r.dominant_rfm_segment)} by RFM rules ·
 {html.escape(", ".join(r.top_countries))}</div>
 {_preferred(r)}<div class="action"><b>Recommended:</b> {html.escape(r.recommended_action)}</div></div>"""
-        for r in profiles.itertuples())
+
+    cards = "".join(card(r) for r in profiles.itertuples())
+    rule_rows = profiles[profiles["segment_id"] == RULE_SEGMENT_ID]
+    modelled = int(profiles["customers"].sum() - rule_rows["customers"].sum())
+    intro = (f"<p>{modelled:,} customers are segmented by the model ({champion_label}). "
+             + (f"{int(rule_rows['customers'].iloc[0]):,} customers ({rule_rows['share_of_customers'].iloc[0]:.1%}) "
+                f"have no net purchases of goods (returns and cancellations cancel out or exceed what they bought): "
+                f"their purchase behaviour cannot be described, so they are left out of the model and form the "
+                f"segment <b>{html.escape(rule_rows['segment_name'].iloc[0])}</b> by rule.</p>"
+                if len(rule_rows) else "Every customer has net purchases.</p>"))
     metric_columns = ["algorithm", "k", "silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz",
-                      "smallest_segment_share", "is_champion", "skipped_reason"]
+                      "smallest_segment_share", "smallest_segment_revenue_share", "unactionable_segments",
+                      "is_champion", "skipped_reason"]
     sections = [
-        ("segments", "The segments", f"<div class='cards'>{cards}</div>"),
+        ("segments", "The segments", f"{intro}<div class='cards'>{cards}</div>"),
         ("profiles", "What sets them apart",
          _img(figures.get("segment_profile_heatmap.png"), "segment profile heatmap")
          + _img(figures.get("segment_box_plots.png"), "feature distributions per segment")
@@ -255,7 +273,9 @@ last order {r.median_recency_days:.0f} days ago · mostly {html.escape(r.dominan
          f"version {html.escape(str(champion['version']))}.</p><pre>{html.escape(selection)}</pre>"
          + _img(figures.get("metrics_by_k.png"), "metrics by k") + _img(figures.get("elbow_wcss.png"), "elbow")
          + _table(metrics[metric_columns], {"silhouette_sq_euclidean": "{:.4f}", "davies_bouldin": "{:.4f}",
-                                            "calinski_harabasz": "{:,.1f}", "smallest_segment_share": "{:.1%}"})),
+                                            "calinski_harabasz": "{:,.1f}", "smallest_segment_share": "{:.1%}",
+                                            "smallest_segment_revenue_share": "{:.1%}",
+                                            "unactionable_segments": "{:.0f}"})),
         ("quality", "Data quality",
          f"""<div class="kpis"><div class="kpi"><b>{quality['lines_in']:,}</b>lines received</div>
 <div class="kpi"><b>{quality['orders']:,}</b>valid order lines</div>

@@ -38,7 +38,7 @@ DEFAULT_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg
 ATTRIBUTE_FEATURES = ("age", "income", "education_level", "loyalty_level", "gender", "marital_status", "region")
 ENGAGEMENT_FEATURES = ("emails_opened", "emails_clicked", "sessions", "page_views", "session_minutes",
                        "engagement_score", "behaviour_score", "spend_engagement")
-ENRICHED_FEATURES = ATTRIBUTE_FEATURES + ENGAGEMENT_FEATURES + ("historical_clv",)
+ENRICHED_FEATURES = ATTRIBUTE_FEATURES + ENGAGEMENT_FEATURES
 FEATURE_PRESETS = {
     "rfm": ("recency_days", "frequency", "monetary"),
     "rfm_plus": DEFAULT_FEATURES,
@@ -174,7 +174,8 @@ PARAMS: tuple[Param, ...] = (
     Param("seed", "42", "random seed for sampling and model training", _parse_int),
     Param("as_of_date", "auto",
           "reference date of the features, YYYY-MM-DD (auto: the day after the latest invoice)", _parse_date),
-    Param("k_min", "2", "smallest number of segments tried", _parse_int),
+    Param("k_min", "4", "smallest number of segments tried (silhouette favours 2 or 3 segments on RFM features, "
+          "which lump the best customers with ordinary ones; 2 lets the metrics decide alone)", _parse_int),
     Param("k_max", "10", "largest number of segments tried", _parse_int),
     Param("algorithms", ",".join(ALGORITHMS), "comma-separated clustering algorithms to sweep: "
           + ", ".join(ALGORITHMS), _parse_choices(ALGORITHMS)),
@@ -185,7 +186,13 @@ PARAMS: tuple[Param, ...] = (
           "k-means fits per k, each from another seeded start; the one with the lowest WCSS is kept "
           "(one start can stop in a poor local optimum)", _parse_int),
     Param("min_segment_share", "0.03",
-          "champion rule: the smallest segment must hold at least this share of customers", _parse_fraction),
+          "champion rule: a segment is actionable if it holds at least this share of the modelled customers, "
+          "or min_segment_revenue_share of their net revenue; a champion must have every segment actionable "
+          "(if no candidate has, the one with the fewest segments that are not is chosen, and the run says so)",
+          _parse_fraction),
+    Param("min_segment_revenue_share", "0.1",
+          "champion rule: a segment holding at least this share of the modelled customers' net revenue is "
+          "actionable however few customers it has (see min_segment_share)", _parse_fraction),
     Param("selection_tolerance", "0.02",
           "champion rule: candidates within this much of the best silhouette count as tied, and the "
           "lowest Davies-Bouldin among them wins", _parse_fraction),
@@ -300,12 +307,13 @@ class Settings:
     checkpoint_root: str = ""
     seed: int = 42
     as_of_date: dt.date | None = None
-    k_min: int = 2
+    k_min: int = 4
     k_max: int = 10
     algorithms: tuple[str, ...] = ALGORITHMS
     features: tuple[str, ...] = DEFAULT_FEATURES
     kmeans_starts: int = 5
     min_segment_share: float = 0.03
+    min_segment_revenue_share: float = 0.1
     selection_tolerance: float = 0.02
     max_feature_correlation: float = 0.95
     silhouette_sample_size: int = 2000

@@ -279,7 +279,7 @@ def quality_row(marked: DataFrame, run_id: str, batch_id: int) -> DataFrame:
     rejects = {r["reject_reason"]: r["count"] for r in counts if r["reject_reason"] is not None}
     total = sum(r["count"] for r in counts)
     spark = marked.sparkSession
-    row = [(run_id, batch_id, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), total,
+    row = [(run_id, batch_id, dt.datetime.now(dt.timezone.utc), total,
             total - sum(rejects.values()), sum(rejects.values()), rejects)]
     return spark.createDataFrame(row, QUALITY_LOG.schema)
 

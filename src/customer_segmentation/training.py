@@ -25,11 +25,12 @@ from pyspark.ml.feature import SQLTransformer, StandardScaler, VectorAssembler
 from pyspark.ml.stat import Correlation, Summarizer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BooleanType, DateType, DoubleType, IntegerType, StringType
+from pyspark.sql.types import ArrayType, BooleanType, DateType, DoubleType, IntegerType, StringType
 
 from . import enrich, metrics, plots, profiling, tracking
 from .console import say
 from .errors import UserError
+from .features import NET_PURCHASES, RULE_SEGMENT_ID, has_net_purchases
 from .selection import Candidate, SelectionRule
 from .settings import Settings
 from .tables import Column as Col
@@ -44,7 +45,12 @@ GMM_TOLERANCE_PER_CUSTOMER = 1e-3
 CUSTOMERS_PER_PARTITION = 200_000
 ONE_HOT_WEIGHT = math.sqrt(0.5)
 METRIC_NAMES = ("silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss",
-                "smallest_segment_share", "largest_segment_share", "segments_found", "log_likelihood")
+                "smallest_segment_share", "smallest_segment_revenue_share", "largest_segment_share", "segments_found",
+                "log_likelihood")
+# Java exceptions that say the data cannot be fitted this way (a property of the candidate): a fit
+# failing with anything else (out of memory, a lost executor, a bug) fails the task.
+CANDIDATE_FAILURES = ("java.lang.IllegalArgumentException", "breeze.linalg.NotConvergedException",
+                      "breeze.linalg.MatrixSingularException", "org.apache.spark.ml.optim.SingularMatrixException")
 
 CLUSTERING_METRICS = TableSpec(
     comment="One row per (training run, algorithm, k): every clustering metric and whether it became the "
@@ -60,8 +66,16 @@ CLUSTERING_METRICS = TableSpec(
         Col("davies_bouldin", DoubleType(), "Davies-Bouldin index (exact, same definition as sklearn); lower is better"),
         Col("calinski_harabasz", DoubleType(), "Calinski-Harabasz index (exact, as sklearn); higher is better"),
         Col("wcss", DoubleType(), "Within-cluster sum of squared distances to segment means (standardised units)"),
-        Col("smallest_segment_share", DoubleType(), "Share of customers in the smallest segment"),
-        Col("largest_segment_share", DoubleType(), "Share of customers in the largest segment"),
+        Col("smallest_segment_share", DoubleType(), "Share of the modelled customers in the smallest segment"),
+        Col("smallest_segment_revenue_share", DoubleType(), "Share of the modelled customers' net revenue held by "
+                                                            "the smallest segment"),
+        Col("largest_segment_share", DoubleType(), "Share of the modelled customers in the largest segment"),
+        Col("segment_shares", ArrayType(DoubleType()), "Each segment's share of the modelled customers, largest "
+                                                       "segment first"),
+        Col("segment_revenue_shares", ArrayType(DoubleType()), "Each segment's share of their net revenue, in the "
+                                                               "order of segment_shares"),
+        Col("unactionable_segments", IntegerType(), "Segments below both minimums of the champion rule (customers "
+                                                    "and net revenue); 0 = every segment actionable"),
         Col("segments_found", IntegerType(), "Non-empty segments the model produced"),
         Col("log_likelihood", DoubleType(), "Log-likelihood of the Gaussian mixture (null for other algorithms)"),
         Col("skipped_reason", StringType(), "Why the candidate could not be trained (null when it was)"),
@@ -220,6 +234,8 @@ def number_segments(model, prepared: DataFrame) -> PipelineModel:
     is a SQL stage of the model, so whatever scores with the registered model gets these numbers.
     The stage also names the number `prediction`, the column MLflow's generic (pyfunc) interface
     returns: `mlflow.pyfunc.load_model(...).predict` and `spark_udf` score with the same numbers.
+    It also gives customers without net purchases, whom the model was not fitted on, their rule
+    segment (RULE_SEGMENT_ID), so every scorer segments every customer as `publish` does.
     """
     scored = model.transform(prepared)
     sizes = (scored.groupBy("segment_id")
@@ -231,8 +247,14 @@ def number_segments(model, prepared: DataFrame) -> PipelineModel:
     raw = ", ".join(c for c in ("segment_id", "segment_probability") if c in scored.columns)
     renumber = SQLTransformer(
         statement=f"SELECT *, segment_id AS prediction FROM (SELECT * EXCEPT ({raw}), "
-                  f"CAST(CASE segment_id {cases} END AS INT) AS segment_id FROM __THIS__)")
+                  f"CAST(CASE WHEN {NET_PURCHASES} THEN CASE segment_id {cases} END ELSE {RULE_SEGMENT_ID} END "
+                  f"AS INT) AS segment_id FROM __THIS__)")
     return PipelineModel(stages=[model, renumber])
+
+
+def model_inputs(plan: FeaturePlan) -> list[str]:
+    """Columns the registered model reads: its features, and monetary for the rule segment."""
+    return plan.features + ([] if "monetary" in plan.features else ["monetary"])
 
 
 def _signature(df: DataFrame, features: list[str]):
@@ -258,14 +280,39 @@ class Fitted:
     saved_at: str | None = None
 
 
+def candidate_failure(error: Exception) -> str | None:
+    """Why the data cannot be fitted by this candidate, when `error` says so; None otherwise."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import IllegalArgumentException
+
+    def first_line(text: str | None) -> str:
+        return (text or "").strip().splitlines()[0][:300] if (text or "").strip() else ""
+
+    if isinstance(error, IllegalArgumentException):  # a JVM require() failed: pyspark converts it
+        return first_line(str(error)) or type(error).__name__
+    if isinstance(error, Py4JJavaError):
+        cause = error.java_exception
+        while cause is not None:
+            name = cause.getClass().getName()
+            if name in CANDIDATE_FAILURES:
+                return first_line(cause.getMessage()) or name.rsplit(".", 1)[-1]
+            cause = cause.getCause()
+    return None
+
+
 def fit_one(prepared: DataFrame, algorithm: str, k: int, customers: int, settings: Settings) -> Fitted:
-    """Fit one candidate; one that cannot be fitted is skipped, not fatal."""
-    if customers < k:
-        return Fitted(Candidate(algorithm, k, {}, f"only {customers} customers, fewer than k={k}"))
+    """Fit one candidate. A candidate the data cannot support is skipped with the reason; any
+    other failure (out of memory, a lost executor, a bug) is raised and fails the task."""
+    if customers <= k:
+        return Fitted(Candidate(algorithm, k, {}, f"only {customers} customers with net purchases: k={k} needs "
+                                                  "more customers than segments"))
     try:
         return Fitted(Candidate(algorithm, k, {}), fit_best_start(prepared, algorithm, k, customers, settings))
     except Exception as error:
-        return Fitted(Candidate(algorithm, k, {}, f"fit failed: {str(error).strip().splitlines()[0][:300]}"))
+        reason = candidate_failure(error)
+        if reason is None:
+            raise
+        return Fitted(Candidate(algorithm, k, {}, f"fit failed: {reason}"))
 
 
 def measure(prepared: DataFrame, fits: list[Fitted], dimensions: int) -> list[Fitted]:
@@ -275,23 +322,24 @@ def measure(prepared: DataFrame, fits: list[Fitted], dimensions: int) -> list[Fi
     if not models:
         return fits
     scored = reduce(DataFrame.unionByName, [
-        model.transform(prepared).select(F.lit(index).alias("candidate"), "features", "segment_id")
+        model.transform(prepared).select(F.lit(index).alias("candidate"), "features", "segment_id", "monetary")
         for index, model in models.items()])
-    measured = metrics.sweep_metrics(scored, dimensions, "candidate", prediction_col="segment_id")
+    summaries = metrics.cluster_summaries(scored, dimensions, "candidate", prediction_col="segment_id",
+                                          value_col="monetary")
     out = []
     for index, fitted in enumerate(fits):
         c = fitted.candidate
         if index not in models:
             out.append(fitted)
             continue
-        values = measured[index]
+        values = metrics.summary_metrics(summaries[index])
+        shares = metrics.segment_shares(summaries[index])
         if c.algorithm == "gaussian_mixture":
             values["log_likelihood"] = float(fitted.model.summary.logLikelihood)
-        if values["segments_found"] < c.k:  # e.g. identical customers, or a mixture leaving components empty
-            out.append(Fitted(Candidate(c.algorithm, c.k, values,
-                                        f"filled only {int(values['segments_found'])} of {c.k} segments")))
-        else:
-            out.append(Fitted(Candidate(c.algorithm, c.k, values), fitted.model))
+        # Fewer segments than asked: e.g. identical customers, or a mixture leaving components empty.
+        skipped = (f"filled only {int(values['segments_found'])} of {c.k} segments"
+                   if values["segments_found"] < c.k else None)
+        out.append(Fitted(Candidate(c.algorithm, c.k, values, skipped, *shares), None if skipped else fitted.model))
     return out
 
 
@@ -346,11 +394,15 @@ def _outcome(c: Candidate) -> str:
             f"smallest segment {c.metrics['smallest_segment_share']:.1%}")
 
 
-def metrics_frame(candidates: list[Candidate], run_ids: list[str], champion: int | None) -> pd.DataFrame:
+def metrics_frame(candidates: list[Candidate], run_ids: list[str], champion: int | None,
+                  rule: SelectionRule) -> pd.DataFrame:
     rows = []
     for index, (candidate, run_id) in enumerate(zip(candidates, run_ids)):
         row = {"candidate_run_id": run_id, "algorithm": candidate.algorithm, "k": candidate.k}
         row.update({m: candidate.metrics.get(m) for m in METRIC_NAMES})
+        row["segment_shares"] = list(candidate.segment_shares) or None
+        row["segment_revenue_shares"] = list(candidate.segment_revenue_shares) or None
+        row["unactionable_segments"] = rule.unactionable_segments(candidate) if candidate.trained else None
         row["skipped_reason"] = candidate.skipped_reason
         row["is_champion"] = index == champion
         rows.append(row)
@@ -377,10 +429,18 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     import mlflow
 
     tables = settings.tables
-    feature_table = spark.table(tables.customer_features)
-    customers = feature_table.count()
-    if customers == 0:
+    all_customers = spark.table(tables.customer_features)
+    if all_customers.isEmpty():
         raise UserError(f"{tables.customer_features} is empty: there are no customers to segment")
+    # Customers without net purchases have no purchase behaviour to describe: the model is fitted
+    # and chosen on the others, and its last stage gives them their rule segment.
+    feature_table = all_customers.where(has_net_purchases())
+    customers, left_out = feature_table.count(), all_customers.where(~has_net_purchases()).count()
+    if customers == 0:
+        raise UserError(f"no customer in {tables.customer_features} has net purchases of goods "
+                        f"({left_out:,} customers, all with a net spend of zero or below): nothing to segment")
+    if left_out:
+        say(f"[train] {left_out:,} customers without net purchases left out of the model (their own segment)")
     as_of_date = feature_table.select("as_of_date").first()[0]
     experiment_id = tracking.configure(settings)
     tracking.end_orphaned_runs(experiment_id)
@@ -398,9 +458,9 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     # quarter of the time of a k-means iteration on the real data). Spark frees the checkpoint
     # when the DataFrame is garbage-collected.
     partitions = max(1, math.ceil(customers / CUSTOMERS_PER_PARTITION))
-    prepared = (preparation.transform(feature_table).select("customer_id", "features")
+    prepared = (preparation.transform(feature_table).select("customer_id", "features", "monetary")
                 .orderBy("customer_id").coalesce(partitions).localCheckpoint(eager=True))
-    rule = SelectionRule(settings.min_segment_share, settings.selection_tolerance)
+    rule = SelectionRule(settings.min_segment_share, settings.min_segment_revenue_share, settings.selection_tolerance)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"segmentation as of {as_of_date}",
                           tags={tracking.TASK_TAG: "train"}) as parent:
         mlflow.log_params({
@@ -408,7 +468,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             "as_of_date": str(as_of_date), "features": ",".join(kept),
             "features_dropped": ",".join(dropped) or "none", "k_min": settings.k_min, "k_max": settings.k_max,
             "algorithms": ",".join(settings.algorithms), "kmeans_starts": settings.kmeans_starts,
-            "seed": settings.seed, "customers": customers,
+            "seed": settings.seed, "customers": customers, "customers_without_net_purchases": left_out,
             "feature_table": tables.customer_features,
             "feature_table_version": table_version(spark, tables.customer_features),
             "selection_rule": rule.describe()[:6000], "job_run_id": settings.run_id,
@@ -416,15 +476,18 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         mlflow.log_dict({"kept": kept, "dropped": dropped, "plan": dataclasses.asdict(plan)},
                         "feature_selection.json")
         candidates, models, run_ids = fit_candidates(prepared, customers, plan.dimensions, settings)
-        champion, reason = rule.choose(candidates, settings.algorithms)
-        frame = metrics_frame(candidates, run_ids, champion)
+        champion, reason, fallback = rule.choose(candidates, settings.algorithms)
+        frame = metrics_frame(candidates, run_ids, champion, rule)
         _log_sweep_artifacts(frame)
         rows = write_metrics_table(spark, settings, frame, parent.info.run_id, as_of_date)
         if champion is None:
             mlflow.set_tag("champion", "none")
             raise UserError(f"no segmentation possible: {reason}")
+        if fallback:
+            say(f"[train] warning: no candidate has every segment actionable; the fallback rule chose")
         say(f"[train] champion: {reason}")
-        mlflow.set_tags({"champion": candidates[champion].label, "selection_reason": reason[:5000]})
+        mlflow.set_tags({"champion": candidates[champion].label, "selection_reason": reason[:5000],
+                         "selection_fallback": str(fallback).lower()})
         mlflow.log_text(f"{rule.describe()}\n\nChosen: {reason}\n", "selection.txt")
         version = _log_champion(spark, settings, feature_table, plan, preparation, models[champion],
                                 prepared, candidates[champion])
@@ -471,7 +534,7 @@ def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFr
     finally:
         scored.unpersist()
     info = mlflow.spark.log_model(
-        pipeline, "model", signature=_signature(feature_table, plan.features),
+        pipeline, "model", signature=_signature(feature_table, model_inputs(plan)),
         dfs_tmpdir=settings.model_staging, pip_requirements=[f"pyspark=={pyspark.__version__}"],
     )
     registered = mlflow.register_model(info.model_uri, settings.model_name)

@@ -22,7 +22,7 @@ from testkit import REPO, SMALL_JOB, quality_totals, snapshot
 pytestmark = pytest.mark.faults
 
 # The same model search as the reference job; the report is not part of any table.
-FLAGS = ["--k-max", str(SMALL_JOB["k_max"]), "--algorithms", ",".join(SMALL_JOB["algorithms"]),
+FLAGS = ["--k-min", str(SMALL_JOB["k_min"]), "--k-max", str(SMALL_JOB["k_max"]), "--algorithms", ",".join(SMALL_JOB["algorithms"]),
          "--kmeans-starts", str(SMALL_JOB["kmeans_starts"]), "--no-report"]
 
 

@@ -23,7 +23,7 @@ def features_table(spark, settings, rows):
     schema = CUSTOMER_FEATURES.schema
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{settings.gold_schema}")
     overwrite_table(spark, settings.tables.customer_features, spark.createDataFrame(records, schema), CUSTOMER_FEATURES)
-    segments = rfm_segments(spark.table(settings.tables.customer_features), rfm_rules())
+    segments = rfm_segments(spark.table(settings.tables.customer_features), rfm_rules(), "No Net Purchases")
     overwrite_table(spark, settings.tables.rfm_segments, segments, RFM_SEGMENTS)
 
 
@@ -32,30 +32,31 @@ def metrics(spark, settings):
 
 
 def test_a_single_customer_means_no_segmentation_is_possible(spark, make_settings, capsys):
-    settings = make_settings(k_max=3)
+    settings = make_settings(k_min=2, k_max=3)
     features_table(spark, settings, [("1", 10, 3, 100)])
     with pytest.raises(UserError, match="no segmentation possible") as error:
         run_task(spark, settings, "train")
-    assert "kmeans k=2: only 1 customers, fewer than k=2" in str(error.value)
+    assert "kmeans k=2: only 1 customers with net purchases: k=2 needs more customers than segments" in str(error.value)
 
 
 def test_fewer_customers_than_k_skips_the_impossible_candidates(spark, make_settings, capsys):
-    settings = make_settings(k_max=5, algorithms=("kmeans", "bisecting_kmeans"))
+    settings = make_settings(k_min=2, k_max=5, algorithms=("kmeans", "bisecting_kmeans"))
     features_table(spark, settings, [("1", 5, 20, 5000), ("2", 300, 1, 20), ("3", 150, 4, 400)])
     run_task(spark, settings, "train")
     result = metrics(spark, settings)
     for algorithm in ("kmeans", "bisecting_kmeans"):
-        assert result[(algorithm, 4)]["skipped_reason"] == "only 3 customers, fewer than k=4"
-        assert result[(algorithm, 5)]["skipped_reason"] == "only 3 customers, fewer than k=5"
+        for k in (3, 4, 5):  # k = 3 would make every customer a segment of one
+            assert result[(algorithm, k)]["skipped_reason"] == (
+                f"only 3 customers with net purchases: k={k} needs more customers than segments")
         assert result[(algorithm, 2)]["skipped_reason"] is None
     assert sum(r["is_champion"] for r in result.values()) == 1
-    assert "skipped: only 3 customers, fewer than k=4" in capsys.readouterr().out
+    assert "skipped: only 3 customers with net purchases: k=4" in capsys.readouterr().out
     run_task(spark, settings, "publish")
     assert spark.table(settings.tables.customer_segments).count() == 3
 
 
 def test_identical_customers_cannot_be_split(spark, make_settings):
-    settings = make_settings(k_max=3)
+    settings = make_settings(k_min=2, k_max=3)
     features_table(spark, settings, [(str(i), 30, 2, 100) for i in range(12)])
     with pytest.raises(UserError, match="no segmentation possible") as error:
         run_task(spark, settings, "train")

@@ -86,7 +86,7 @@ def test_rfm_segments_and_insights(spark, real_job):
     segments = spark.table(tables.rfm_segments)
     assert segments.count() == spark.table(tables.customer_features).count()
     assert segments.where("rfm_segment IS NULL").count() == 0
-    assert segments.select("rfm_segment").distinct().count() == 11
+    assert segments.select("rfm_segment").distinct().count() == 12, "the eleven rules and No Net Purchases"
     monthly = spark.table(tables.monthly_revenue).orderBy("month").collect()
     assert len(monthly) == 13 and monthly[10]["net_revenue"] > monthly[1]["net_revenue"], "November peak"
     concentration = {r["top_percent"]: r["share_of_net_revenue"] for r in spark.table(tables.revenue_concentration).collect()}
@@ -104,3 +104,40 @@ def test_models_are_tracked_registered_and_every_customer_segmented(spark, real_
     assert segments.where("segment_name IS NULL").count() == 0
     profiles = spark.table(tables.segment_profiles).toPandas()
     assert profiles["segment_name"].is_unique and profiles["customers"].sum() == segments.count()
+
+
+def test_customers_without_net_purchases_are_outside_the_model_in_a_segment_of_their_own(spark, real_job):
+    settings, *_ = real_job
+    tables = settings.tables
+    features = spark.table(tables.customer_features).select("customer_id", "monetary")
+    segments = spark.table(tables.customer_segments).join(features, "customer_id")
+    assert segments.count() == features.count() == segments.select("customer_id").distinct().count()
+    left_out = segments.where("monetary <= 0")
+    assert left_out.count() == 51  # returns only, or everything bought cancelled
+    assert {(r["segment_id"], r["segment_name"]) for r in left_out.collect()} == {(-1, "No Net Purchases")}
+    assert segments.where("monetary > 0 AND segment_id < 0").count() == 0
+    parents = spark.table(tables.clustering_metrics).where("is_champion").collect()
+    assert len(parents) == 1 and parents[0]["unactionable_segments"] == 0
+    assert sum(parents[0]["segment_shares"]) == pytest.approx(1.0)
+    profiles = spark.table(tables.segment_profiles).where("segment_id = -1").first()
+    assert profiles["customers"] == 51 and profiles["share_of_net_revenue"] <= 0
+
+
+def test_rfm_scores_use_every_value_and_ties_share_one(spark, real_job):
+    settings, *_ = real_job
+    scored = spark.table(settings.tables.rfm_segments).where("r_score IS NOT NULL")
+    for score, value in (("r_score", "recency_days"), ("f_score", "frequency"), ("m_score", "monetary")):
+        assert {r[0] for r in scored.select(score).distinct().collect()} == {1, 2, 3, 4, 5}, score
+        assert scored.groupBy(value).agg(F.countDistinct(score).alias("n")).where("n > 1").count() == 0, score
+    two_orders = {r[0] for r in scored.where("frequency = 2").select("f_score").distinct().collect()}
+    assert two_orders == {2}, "two orders are not lumped with three"
+
+
+def test_the_best_customers_are_a_segment_of_their_own(spark, real_job):
+    # Before, the champion lumped them with a thousand ordinary customers: 37% of customers, 84% of revenue.
+    settings, *_ = real_job
+    profiles = spark.table(settings.tables.segment_profiles).where("segment_id >= 0").toPandas()
+    best = profiles.sort_values("share_of_net_revenue").iloc[-1]
+    assert best["share_of_customers"] < 0.2 and best["share_of_net_revenue"] > 0.5, best.to_dict()
+    assert best["segment_name"] == "Champions"
+    assert profiles["segment_name"].is_unique and len(profiles) >= 4

@@ -25,7 +25,7 @@ class Page(HTMLParser):
             self.sections.append(attrs.get("id"))
         if tag == "img":
             self.images.append((attrs.get("alt"), attrs.get("src", "")))
-        if tag == "div" and attrs.get("class") == "card":
+        if tag == "div" and "card" in (attrs.get("class") or "").split():
             self.cards += 1
         if tag in ("script", "link") or (tag == "a" and "href" in attrs):
             self.links.append(tag)

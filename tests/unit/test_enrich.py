@@ -119,7 +119,7 @@ def test_scores_and_defaults_for_customers_missing_from_a_source(spark):
     assert one["engagement_score"] == 10 + 2 * 3
     assert one["behaviour_score"] == pytest.approx(math.log1p(4) + math.log1p(20) + math.log1p(12.5))
     assert one["spend_engagement"] == pytest.approx(math.log1p(100) * math.log1p(16))
-    assert one["historical_clv"] == 100.0
+    assert "historical_clv" not in one, "it was gross revenue under another name"
     assert (two["loyalty_level"], two["gender"], two["region"], two["age"]) == (0.0, "Unknown", "Unknown", None)
     assert (two["emails_opened"], two["sessions"], two["engagement_score"], two["behaviour_score"]) == (0, 0, 0.0, 0.0)
     assert two["spend_engagement"] == 0.0

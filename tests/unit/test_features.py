@@ -7,7 +7,7 @@ import pytest
 
 from customer_segmentation import features, insights
 from customer_segmentation.errors import ConfigError
-from customer_segmentation.rules import parse_rfm_rules, rfm_rules
+from customer_segmentation.rules import RulesError, parse_rfm_rules, rfm_rules
 from customer_segmentation.silver import ORDERS
 
 AS_OF = dt.date(2011, 12, 10)
@@ -96,27 +96,35 @@ def test_as_of_date_before_all_data_is_a_config_error(spark):
 
 def scores(spark, values):
     df = spark.createDataFrame([(str(i), float(v)) for i, v in enumerate(values)], "customer_id string, v double")
-    return [r["s"] for r in df.select("customer_id", features.quintile_score(df["v"]).alias("s"))
-            .orderBy(df["customer_id"].cast("int")).collect()]
+    return [r["s"] for r in features.with_score(df, df["v"], "s").orderBy(df["customer_id"].cast("int")).collect()]
 
 
-
-
-def test_quintile_scores_edges(spark):
+def test_scores_follow_rank_and_ties_share_the_score_of_their_lowest_rank(spark):
     assert scores(spark, range(10)) == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     assert scores(spark, [7.0]) == [3], "a single customer sits in the middle"
     assert scores(spark, [2.0] * 6) == [3] * 6, "all-equal values share the middle score"
     tied = scores(spark, [1, 1, 1, 1, 1, 1, 2, 3, 4, 5])
-    assert tied[:6] == [2] * 6, "ties share one score, the one of their average rank"
-    assert tied[6:] == [4, 4, 5, 5]
-    assert scores(spark, [1, 1, 1, 1, 1, 1, 2, 3, 4, 5]) == tied, "deterministic"
+    assert tied == [1] * 6 + [2, 3, 4, 5], "ties share one score, starting at their lowest rank"
+    assert scores(spark, list(reversed([1, 1, 1, 1, 1, 1, 2, 3, 4, 5]))) == list(reversed(tied)), "order-free"
+
+
+def test_heavy_ties_still_use_every_score(spark):
+    # Like order counts: most customers bought once, a long thin tail bought more often.
+    values = [1] * 600 + [2] * 250 + [3] * 80 + [4] * 40 + [5] * 20 + [6] * 6 + [40] * 4
+    got = scores(spark, values)
+    by_value = {v: {s for v2, s in zip(values, got) if v2 == v} for v in set(values)}
+    assert all(len(s) == 1 for s in by_value.values()), "a value has one score"
+    assert [by_value[v].pop() for v in sorted(by_value)] == [1, 2, 3, 4, 5, 5, 5]
+    # Without the bound, two orders (customers 601-850) would start at score floor(5 * 600/1000) + 1 = 4.
+    assert sorted(set(scores(spark, [1] * 90 + [2, 3, 4, 5, 6, 7]))) == [1, 2, 3, 4, 5]
+    assert sorted(set(scores(spark, [1] * 90 + [2] * 3 + [3] * 3))) == [3, 5], "three values: midpoint percentiles"
 
 
 def test_recency_is_reversed_and_segments_follow_the_rules(spark):
     rows = [("a", "1", "2011-12-09", 1, 100.0)] + [("a", str(i), "2011-11-01", 1, 100.0) for i in range(2, 12)]
     rows += [("b", "20", "2011-01-02", 1, 1.0), ("c", "30", "2011-06-01", 1, 10.0)]
     feats = features.customer_features(orders_frame(spark, rows), AS_OF)
-    seg = {r["customer_id"]: r for r in features.rfm_segments(feats, rfm_rules()).collect()}
+    seg = {r["customer_id"]: r for r in features.rfm_segments(feats, rfm_rules(), "No Net Purchases").collect()}
     assert seg["a"]["r_score"] == 5 and seg["b"]["r_score"] == 1
     assert seg["a"]["rfm_cell"] == f"{seg['a']['r_score']}{seg['a']['f_score']}{seg['a']['m_score']}"
     for row in seg.values():
@@ -147,9 +155,23 @@ def test_each_rule_based_segment(segment_of_cell, cell, segment):
     assert segment_of_cell[cell] == segment
 
 
-def test_rules_must_cover_every_cell():
-    with pytest.raises(ValueError, match="without a segment"):
-        parse_rfm_rules({"segments": [{"name": "Only", "r": [1, 5], "f": [1, 5], "m": [2, 5]}]})
+def test_customers_without_net_purchases_get_the_rule_segment_and_no_scores(spark):
+    rows = [("buyer", "1", "2011-12-01", 2, 5.0), ("returner", "C2", "2011-11-01", -3, 4.0),
+            ("cancelled", "3", "2011-10-01", 5, 2.0), ("cancelled", "C4", "2011-10-02", -5, 2.0)]
+    feats = features.customer_features(orders_frame(spark, rows), AS_OF)
+    seg = {r["customer_id"]: r for r in features.rfm_segments(feats, rfm_rules(), "No Net Purchases").collect()}
+    assert set(seg) == {"buyer", "returner", "cancelled"}, "every customer, once"
+    for customer in ("returner", "cancelled"):
+        assert seg[customer]["rfm_segment"] == "No Net Purchases"
+        assert (seg[customer]["r_score"], seg[customer]["rfm_cell"]) == (None, None)
+    assert seg["buyer"]["r_score"] == 3, "scored among the customers with net purchases only"
+
+
+def test_rules_must_cover_every_cell(tmp_path):
+    path = tmp_path / "rfm_segments.yaml"
+    path.write_text("segments:\n  - {name: Only, r: [1, 5], f: [1, 5], m: [2, 5]}\n")
+    with pytest.raises(RulesError, match="without a segment"):
+        parse_rfm_rules(path)
     assert len({rule.name for rule in rfm_rules()}) == 11
 
 
@@ -178,3 +200,11 @@ def test_insight_tables(spark):
     assert [(r["month"], r["customers_lost"]) for r in lost] == [(dt.date(2011, 11, 1), 2)]
     best = insights.top_customers(feats).first()
     assert (best["rank"], best["customer_id"]) == (1, "1")
+
+
+def test_shares_of_a_total_that_is_not_positive_are_undefined(spark):
+    # Everything bought was cancelled: net revenue 0, so no row has a share of it.
+    orders = orders_frame(spark, [("1", "1", "2011-11-07", 2, 5.0), ("1", "C2", "2011-11-08", -2, 5.0)])
+    feats = features.customer_features(orders, AS_OF)
+    assert [r["share_of_revenue"] for r in insights.revenue_by_country(orders, AS_OF).collect()] == [None]
+    assert {r["share_of_net_revenue"] for r in insights.revenue_concentration(feats, AS_OF).collect()} == {None}

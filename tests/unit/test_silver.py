@@ -214,3 +214,21 @@ def test_amount_layout_without_invoice_number(spark):
         ("guest-20110102", Decimal("2.0000"), Decimal("4.0000"), False),
         ("42-20110102", Decimal("6.5000"), Decimal("19.5000"), False)]
     assert all(r["stock_code"] is None and r["is_product"] and r["country"] == "Unknown" for r in lines)
+
+
+def test_processed_at_is_the_instant_whatever_the_drivers_time_zone(spark, monkeypatch):
+    import time
+
+    from pyspark.sql import functions as F
+
+    from customer_segmentation.silver import quality_row
+
+    marked = classified(spark, [GOOD, {**GOOD, "quantity": "x"}])
+    monkeypatch.setenv("TZ", "America/New_York")  # Spark reads a naive datetime in this zone
+    time.tzset()
+    try:
+        row = quality_row(marked, "run", 0).select(F.col("processed_at").cast("long").alias("s"), "lines_in").first()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert abs(row["s"] - time.time()) < 120 and row["lines_in"] == 2

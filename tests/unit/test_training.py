@@ -78,9 +78,9 @@ def test_gaussian_mixture_stops_at_the_same_change_per_customer_whatever_the_cus
 def _groups(spark):
     """Three separate groups of 60, 40 and 20 customers, in an order unrelated to their sizes."""
     rng = random.Random(5)
-    rows = [(f"c{centre}-{i}", Vectors.dense(centre + rng.gauss(0, 0.1), rng.gauss(0, 0.1)))
+    rows = [(f"c{centre}-{i}", Vectors.dense(centre + rng.gauss(0, 0.1), rng.gauss(0, 0.1)), 10.0)
             for centre, size in ((10.0, 20), (0.0, 40), (5.0, 60)) for i in range(size)]
-    return spark.createDataFrame(rows, ["customer_id", "features"]).coalesce(1).cache()
+    return spark.createDataFrame(rows, ["customer_id", "features", "monetary"]).coalesce(1).cache()
 
 
 @pytest.mark.parametrize("algorithm", ["kmeans", "bisecting_kmeans", "gaussian_mixture"])
@@ -101,3 +101,47 @@ def test_segments_are_numbered_by_size_whatever_order_the_fit_found_them_in(spar
     assert sizes == {0: 60, 1: 40, 2: 20}
     assert "segment_probability" not in numbered[0].columns
     assert dict(numbered[0].dtypes)["segment_id"] == "int"
+
+
+def test_customers_without_net_purchases_get_the_rule_segment_from_the_model(spark):
+    data = _groups(spark)
+    model = number_segments(estimator("kmeans", 3, 1, 120).fit(data), data)
+    returner = spark.createDataFrame([("r", Vectors.dense(5.0, 0.0), -4.0), ("z", Vectors.dense(5.0, 0.0), 0.0)],
+                                     ["customer_id", "features", "monetary"])
+    assert {r["segment_id"] for r in model.transform(returner).collect()} == {-1}
+    assert {r["segment_id"] for r in model.transform(data).collect()} == {0, 1, 2}
+
+
+def test_bisecting_kmeans_fills_k_segments_on_mean_centred_features(spark):
+    # Standardised features have their centre at the origin, where Spark's split would never move.
+    rng = random.Random(8)
+    rows = [(Vectors.dense(x - 5.0, y),) for centre in (0.0, 5.0, 10.0)
+            for x, y in ((centre + rng.gauss(0, 0.3), rng.gauss(0, 0.3)) for _ in range(50))]
+    data = spark.createDataFrame(rows, ["features"])
+    assert abs(sum(r["features"][0] for r in data.collect())) < 10, "centred on the origin"
+    for k in (2, 3, 4):
+        fitted = estimator("bisecting_kmeans", k, 1, 150).fit(data)
+        assert fitted.transform(data).select("segment_id").distinct().count() == k
+
+
+def test_only_failures_of_the_candidate_itself_are_skips(spark, monkeypatch):
+    from pyspark.errors import IllegalArgumentException
+
+    data = _groups(spark)
+    settings = Settings(kmeans_starts=1)
+
+    def failing(error):
+        def fit(*args):
+            raise error
+        return fit
+
+    # The data cannot be fitted this way (a JVM require() failed, here without a message): a skip.
+    monkeypatch.setattr(training, "fit_best_start", failing(IllegalArgumentException(message="")))
+    skipped = training.fit_one(data, "kmeans", 3, 120, settings)
+    assert skipped.model is None and skipped.candidate.skipped_reason == "fit failed: IllegalArgumentException"
+    # Anything else (a lost executor, out of memory, a bug) is not a property of the candidate.
+    monkeypatch.setattr(training, "fit_best_start", failing(RuntimeError("executor lost")))
+    with pytest.raises(RuntimeError, match="executor lost"):
+        training.fit_one(data, "kmeans", 3, 120, settings)
+    assert training.fit_one(data, "kmeans", 120, 120, settings).candidate.skipped_reason.startswith(
+        "only 120 customers with net purchases: k=120 needs more customers"), "one customer per segment is no segmentation"
