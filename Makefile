@@ -52,6 +52,7 @@ run: bootstrap
 	$(PY) -m customer_segmentation run $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
 test: bootstrap
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
 
 bench: bootstrap $(CLASS_ARCHIVE)

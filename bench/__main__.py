@@ -140,7 +140,8 @@ def table(rows: list[dict]) -> str:
     lines = [header, "|" + "---|" * 11]
     for r in rows:
         p, n, q = r["product"], r["naive_pyspark"], r["pandas_sklearn"]
-        tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}" for t in ("bronze", "silver", "gold_features", "train", "publish"))
+        tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}"
+                         for t in ("bronze", "silver", "gold_features", "train", "publish"))
 
         def seconds(result):
             if result is NOT_RUN:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             run_reference("naive_pyspark", data, args.k_max, args.seed),
             run_reference("pandas_sklearn", data, args.k_max, args.seed, REFERENCE_MEMORY_LIMIT))
 
-        def ratio(other):
+        def ratio(other, product=product):
             ok = product["exit_code"] == 0 and other.get("exit_code") == 0
             return round(product["seconds"] / other["seconds"], 2) if ok else None
 

@@ -27,7 +27,8 @@ def run(spark: SparkSession, landing: str, k_min: int, k_max: int, seed: int) ->
     reference = lines.agg(F.date_add(F.to_date(F.max("InvoiceDate")), 1)).first()[0]
     rfm = lines.groupBy("CustomerID").agg(
         F.datediff(F.lit(reference), F.max("InvoiceDate")).alias("recency"),
-        F.countDistinct(F.when(~F.col("InvoiceNo").cast("string").startswith("C"), F.col("InvoiceNo"))).alias("frequency"),
+        F.countDistinct(F.when(~F.col("InvoiceNo").cast("string").startswith("C"), F.col("InvoiceNo")))
+        .alias("frequency"),
         F.sum("amount").alias("monetary"))
     logged = rfm.select(*[(F.signum(c) * F.log1p(F.abs(c))).alias(c) for c in ("recency", "frequency", "monetary")])
     assembled = VectorAssembler(inputCols=["recency", "frequency", "monetary"], outputCol="raw").transform(logged)

@@ -9,8 +9,9 @@
 # MAGIC The optional sources (`customers_path`, `engagement_path`, `products_path`, empty = not used) are
 # MAGIC ingested the same way into `<source>_raw`.
 # MAGIC
-# MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
-# MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
+# MAGIC Its widgets are the parameters the registry (`customer_segmentation/core/settings.py`) lists for
+# MAGIC the task, job parameters of the same name; the logic lives in the `customer_segmentation` package,
+# MAGIC the same code the local CLI runs.
 
 # COMMAND ----------
 
@@ -22,28 +23,12 @@ except ImportError:  # interactive use from the bundle's workspace files
 
     sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "src")))
 
-from customer_segmentation import notebook
-from customer_segmentation.jobs import run_task
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 
-PARAMETERS = [
-    "catalog",
-    "bronze_schema",
-    "silver_schema",
-    "gold_schema",
-    "run_id",
-    "landing_path",
-    "source_profile",
-    "checkpoint_root",
-    "customers_path",
-    "customers_profile",
-    "engagement_path",
-    "engagement_profile",
-    "products_path",
-    "products_profile",
-]
 dbutils, display = notebook.runtime(globals())
-settings = notebook.settings_from_widgets(dbutils, PARAMETERS)
+settings = notebook.task_settings(dbutils, "bronze")
 spark = get_spark(settings.state_root)
 
 # COMMAND ----------
@@ -62,4 +47,7 @@ result = run_task(spark, settings, "bronze")
 
 # COMMAND ----------
 
-display(spark.sql(f"SELECT _source_file, count(*) AS lines, max(_ingested_at) AS ingested_at FROM {settings.tables.transactions_raw} GROUP BY _source_file ORDER BY ingested_at DESC, _source_file DESC"))
+display(spark.sql(f"""
+SELECT _source_file, count(*) AS lines, max(_ingested_at) AS ingested_at
+FROM {settings.tables.transactions_raw}
+GROUP BY _source_file ORDER BY ingested_at DESC, _source_file DESC"""))

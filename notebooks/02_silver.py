@@ -8,8 +8,9 @@
 # MAGIC the counts of each run are in `silver.quality_log`. Optional sources in use are cleaned into
 # MAGIC `silver.<source>` and `silver.<source>_quarantine`, counted in `silver.source_quality`.
 # MAGIC
-# MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
-# MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
+# MAGIC Its widgets are the parameters the registry (`customer_segmentation/core/settings.py`) lists for
+# MAGIC the task, job parameters of the same name; the logic lives in the `customer_segmentation` package,
+# MAGIC the same code the local CLI runs.
 
 # COMMAND ----------
 
@@ -21,26 +22,12 @@ except ImportError:  # interactive use from the bundle's workspace files
 
     sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "src")))
 
-from customer_segmentation import notebook
-from customer_segmentation.jobs import run_task
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 
-PARAMETERS = [
-    "catalog",
-    "bronze_schema",
-    "silver_schema",
-    "gold_schema",
-    "run_id",
-    "source_profile",
-    "checkpoint_root",
-    "max_abs_quantity",
-    "max_unit_price",
-    "customers_path",
-    "engagement_path",
-    "products_path",
-]
 dbutils, display = notebook.runtime(globals())
-settings = notebook.settings_from_widgets(dbutils, PARAMETERS)
+settings = notebook.task_settings(dbutils, "silver")
 spark = get_spark(settings.state_root)
 
 # COMMAND ----------
@@ -59,4 +46,6 @@ result = run_task(spark, settings, "silver")
 
 # COMMAND ----------
 
-display(spark.sql(f"SELECT run_id, batch_id, processed_at, lines_in, lines_out, lines_rejected, rejects_by_reason FROM {settings.tables.quality_log} ORDER BY processed_at DESC"))
+display(spark.sql(f"""
+SELECT run_id, batch_id, processed_at, lines_in, lines_out, lines_rejected, rejects_by_reason
+FROM {settings.tables.quality_log} ORDER BY processed_at DESC"""))

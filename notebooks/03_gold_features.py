@@ -9,8 +9,9 @@
 # MAGIC value tier in `gold.value_tiers`. With the optional customer and engagement sources, their attributes
 # MAGIC and engagement scores are joined onto `gold.customer_features`.
 # MAGIC
-# MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
-# MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
+# MAGIC Its widgets are the parameters the registry (`customer_segmentation/core/settings.py`) lists for
+# MAGIC the task, job parameters of the same name; the logic lives in the `customer_segmentation` package,
+# MAGIC the same code the local CLI runs.
 
 # COMMAND ----------
 
@@ -22,24 +23,12 @@ except ImportError:  # interactive use from the bundle's workspace files
 
     sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "src")))
 
-from customer_segmentation import notebook
-from customer_segmentation.jobs import run_task
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 
-PARAMETERS = [
-    "catalog",
-    "bronze_schema",
-    "silver_schema",
-    "gold_schema",
-    "run_id",
-    "as_of_date",
-    "seed",
-    "customers_path",
-    "engagement_path",
-    "products_path",
-]
 dbutils, display = notebook.runtime(globals())
-settings = notebook.settings_from_widgets(dbutils, PARAMETERS)
+settings = notebook.task_settings(dbutils, "gold_features")
 spark = get_spark(settings.state_root)
 
 # COMMAND ----------
@@ -58,4 +47,6 @@ result = run_task(spark, settings, "gold_features")
 
 # COMMAND ----------
 
-display(spark.sql(f"SELECT rfm_segment, count(*) AS customers, round(avg(monetary), 2) AS avg_net_revenue FROM {settings.tables.rfm_segments} GROUP BY rfm_segment ORDER BY customers DESC"))
+display(spark.sql(f"""
+SELECT rfm_segment, count(*) AS customers, round(avg(monetary), 2) AS avg_net_revenue
+FROM {settings.tables.rfm_segments} GROUP BY rfm_segment ORDER BY customers DESC"""))

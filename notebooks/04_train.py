@@ -8,8 +8,9 @@
 # MAGIC champion by the stated rule and registers it in Unity Catalog with the alias `champion`.
 # MAGIC Needs classic compute on an ML runtime (MLlib and `mlflow.spark`).
 # MAGIC
-# MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
-# MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
+# MAGIC Its widgets are the parameters the registry (`customer_segmentation/core/settings.py`) lists for
+# MAGIC the task, job parameters of the same name; the logic lives in the `customer_segmentation` package,
+# MAGIC the same code the local CLI runs.
 
 # COMMAND ----------
 
@@ -21,35 +22,12 @@ except ImportError:  # interactive use from the bundle's workspace files
 
     sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "src")))
 
-from customer_segmentation import notebook
-from customer_segmentation.jobs import run_task
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 
-PARAMETERS = [
-    "catalog",
-    "bronze_schema",
-    "silver_schema",
-    "gold_schema",
-    "run_id",
-    "landing_path",
-    "source_profile",
-    "seed",
-    "k_min",
-    "k_max",
-    "algorithms",
-    "features",
-    "kmeans_starts",
-    "min_segment_share",
-    "selection_tolerance",
-    "max_feature_correlation",
-    "silhouette_sample_size",
-    "experiment_name",
-    "model_name",
-    "model_staging_path",
-    "currency",
-]
 dbutils, display = notebook.runtime(globals())
-settings = notebook.settings_from_widgets(dbutils, PARAMETERS)
+settings = notebook.task_settings(dbutils, "train")
 spark = get_spark(settings.state_root)
 
 # COMMAND ----------
@@ -68,4 +46,8 @@ result = run_task(spark, settings, "train")
 
 # COMMAND ----------
 
-display(spark.sql(f"SELECT algorithm, k, round(silhouette_sq_euclidean, 4) AS silhouette, round(davies_bouldin, 4) AS davies_bouldin, round(calinski_harabasz, 1) AS calinski_harabasz, round(smallest_segment_share, 3) AS smallest_share, is_champion FROM {settings.tables.clustering_metrics} ORDER BY as_of_date DESC, algorithm, k"))
+display(spark.sql(f"""
+SELECT algorithm, k, round(silhouette_sq_euclidean, 4) AS silhouette, round(davies_bouldin, 4) AS davies_bouldin,
+  round(calinski_harabasz, 1) AS calinski_harabasz, round(smallest_segment_share, 3) AS smallest_share,
+  round(smallest_segment_revenue_share, 3) AS smallest_revenue_share, unactionable_segments, is_champion
+FROM {settings.tables.clustering_metrics} ORDER BY as_of_date DESC, algorithm, k"""))

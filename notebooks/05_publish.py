@@ -7,8 +7,9 @@
 # MAGIC and a snapshot in `gold.segment_history`; `gold.segment_migration` shows movements since the
 # MAGIC previous snapshot.
 # MAGIC
-# MAGIC Every widget is a job parameter of the same name (`resources/customer_segmentation.job.yml`); the
-# MAGIC logic lives in the `customer_segmentation` package, the same code the local CLI runs.
+# MAGIC Its widgets are the parameters the registry (`customer_segmentation/core/settings.py`) lists for
+# MAGIC the task, job parameters of the same name; the logic lives in the `customer_segmentation` package,
+# MAGIC the same code the local CLI runs.
 
 # COMMAND ----------
 
@@ -20,25 +21,12 @@ except ImportError:  # interactive use from the bundle's workspace files
 
     sys.path.insert(0, os.path.abspath(os.path.join(os.getcwd(), "..", "src")))
 
-from customer_segmentation import notebook
-from customer_segmentation.jobs import run_task
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 
-PARAMETERS = [
-    "catalog",
-    "bronze_schema",
-    "silver_schema",
-    "gold_schema",
-    "run_id",
-    "experiment_name",
-    "model_name",
-    "model_staging_path",
-    "customers_path",
-    "engagement_path",
-    "products_path",
-]
 dbutils, display = notebook.runtime(globals())
-settings = notebook.settings_from_widgets(dbutils, PARAMETERS)
+settings = notebook.task_settings(dbutils, "publish")
 spark = get_spark(settings.state_root)
 
 # COMMAND ----------
@@ -57,4 +45,7 @@ result = run_task(spark, settings, "publish")
 
 # COMMAND ----------
 
-display(spark.sql(f"SELECT segment_name, customers, round(share_of_customers, 3) AS share_of_customers, round(share_of_net_revenue, 3) AS share_of_net_revenue, dominant_rfm_segment, recommended_action FROM {settings.tables.segment_profiles} ORDER BY customers DESC"))
+display(spark.sql(f"""
+SELECT segment_name, customers, round(share_of_customers, 3) AS share_of_customers,
+  round(share_of_net_revenue, 3) AS share_of_net_revenue, dominant_rfm_segment, recommended_action
+FROM {settings.tables.segment_profiles} ORDER BY customers DESC"""))

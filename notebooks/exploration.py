@@ -19,8 +19,8 @@ except ImportError:
 import matplotlib.pyplot as plt
 import numpy as np
 
-from customer_segmentation import notebook
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
 
 dbutils, display = notebook.runtime(globals())
 settings = notebook.settings_from_widgets(dbutils, ["catalog", "gold_schema"])

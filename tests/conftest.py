@@ -45,7 +45,7 @@ def session_state(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def spark(session_state):
-    from customer_segmentation.spark import local_session
+    from customer_segmentation.core.spark import local_session
 
     session = local_session(session_state)
     yield session
@@ -55,7 +55,7 @@ def spark(session_state):
 @pytest.fixture
 def make_settings(tmp_path, session_state):
     """Settings with fresh schemas and checkpoints; keyword arguments override fields."""
-    from customer_segmentation.settings import Settings
+    from customer_segmentation.core.settings import Settings
 
     def build(**overrides):
         prefix = f"t{next(_schema_counter)}"
@@ -81,7 +81,7 @@ def real_data() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory) -> Path:
     """A small generated dataset shared by tests that only read it."""
-    from customer_segmentation.generate import generate
+    from customer_segmentation.ops.generate import generate
 
     out = tmp_path_factory.mktemp("synthetic")
     generate(out, customers=300, seed=11)
@@ -89,7 +89,7 @@ def synthetic_data(tmp_path_factory) -> Path:
 
 
 def _settings_for_job(tmp_path_factory, session_state, prefix: str, landing: Path, **overrides):
-    from customer_segmentation.settings import Settings
+    from customer_segmentation.core.settings import Settings
 
     root = tmp_path_factory.mktemp(prefix)
     return Settings(
@@ -101,7 +101,7 @@ def _settings_for_job(tmp_path_factory, session_state, prefix: str, landing: Pat
 @pytest.fixture(scope="session")
 def real_job(spark, real_data, tmp_path_factory, session_state):
     """The whole job on the real data, landed as it would be: the first 100 days, then the rest."""
-    from customer_segmentation.jobs import run_job
+    from customer_segmentation.ops.jobs import run_job
     from testkit import copy_files
 
     landing = tmp_path_factory.mktemp("real_landing") / "transactions"
@@ -117,7 +117,7 @@ def real_job(spark, real_data, tmp_path_factory, session_state):
 @pytest.fixture(scope="session")
 def synthetic_job(spark, synthetic_data, tmp_path_factory, session_state):
     """The whole job on the small synthetic dataset."""
-    from customer_segmentation.jobs import run_job
+    from customer_segmentation.ops.jobs import run_job
 
     # k up to 6 keeps the suite short and still brackets the five planted behaviours.
     settings = _settings_for_job(tmp_path_factory, session_state, "syn", synthetic_data / "transactions", k_max=6)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-import re
 from pathlib import Path
 
 import mlflow
 
-from customer_segmentation import tracking
+from customer_segmentation.models import tracking
 
 REPO = Path(__file__).resolve().parents[1]
 

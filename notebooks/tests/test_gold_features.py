@@ -18,9 +18,9 @@ except ImportError:
 
 from runtime.nutterfixture import NutterFixture
 
-from customer_segmentation import notebook
-from customer_segmentation.jobs import run_task
-from customer_segmentation.spark import get_spark
+from customer_segmentation.core.spark import get_spark
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 
 dbutils, display = notebook.runtime(globals())
 spark = get_spark(notebook.local_state_root())

@@ -11,7 +11,7 @@ from bench.__main__ import NOT_RUN, SAMPLE_SECONDS, commit, measure, table
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from customer_segmentation.generate import generate
+    from customer_segmentation.ops.generate import generate
 
     out = tmp_path_factory.mktemp("bench")
     generate(out, customers=40, seed=2)

@@ -5,8 +5,8 @@ import shutil
 import pytest
 import yaml
 
-from customer_segmentation.bundle_check import check_bundle, notebook_parameters
-from customer_segmentation.settings import PARAMS_BY_NAME
+from customer_segmentation.core.settings import PARAMS_BY_NAME
+from customer_segmentation.ops.bundle_check import check_bundle, notebook_task
 from testkit import REPO
 
 JOB_FILE = "customer_segmentation.job.yml"
@@ -54,7 +54,7 @@ def test_notebooks_are_databricks_source_files_in_job_order():
         text = path.read_text()
         assert text.startswith("# Databricks notebook source\n"), path.name
         assert "# COMMAND ----------" in text and "# MAGIC %md" in text, path.name
-    assert all(notebook_parameters(p) for p in notebooks)
+    assert [notebook_task(p) for p in notebooks] == ["bronze", "silver", "gold_features", "train", "publish"]
 
 
 @pytest.fixture
@@ -78,16 +78,22 @@ def bundle_copy(tmp_path):
     ("resources/" + JOB_FILE, "notebook_task:\n            notebook_path: ../notebooks/02_silver.py",
      "notebok_task:\n            notebook_path: ../notebooks/02_silver.py", JOB_FILE,
      "resources.jobs.customer_segmentation", "notebok_task"),
-    ("resources/" + JOB_FILE, "- task_key: silver\n          job_cluster_key", "- task_key: silverr\n          job_cluster_key",
-     JOB_FILE, "tasks[gold_features].depends_on", "unknown task 'silverr'"),
+    ("resources/" + JOB_FILE, "- task_key: silver\n          job_cluster_key",
+     "- task_key: silverr\n          job_cluster_key", JOB_FILE, "tasks[gold_features].depends_on",
+     "unknown task 'silverr'"),
     ("resources/" + JOB_FILE, "../notebooks/04_train.py", "../notebooks/04_training.py",
      JOB_FILE, "tasks[train].notebook_task.notebook_path", "does not exist"),
-    ("notebooks/04_train.py", '    "currency",\n', '    "currency",\n    "colour_scheme",\n',
-     JOB_FILE, "resources.jobs.customer_segmentation.parameters", "widget 'colour_scheme' of 04_train.py"),
+    ("notebooks/05_publish.py", 'task_settings(dbutils, "publish")', 'task_settings(dbutils, "train")',
+     JOB_FILE, "tasks[publish].notebook_task.notebook_path", "builds the settings of task 'train', not of 'publish'"),
+    # publish reads the currency (its figures and report): a job without it would publish in the default one.
     ("resources/" + JOB_FILE, "        - name: currency\n          default: GBP\n", "",
-     JOB_FILE, "resources.jobs.customer_segmentation.parameters", "widget 'currency' of 04_train.py"),
-    ("resources/" + JOB_FILE, "        - name: run_id\n", "        - name: unused_knob\n          default: x\n        - name: run_id\n",
-     JOB_FILE, "parameters[unused_knob]", "read by no notebook"),
+     JOB_FILE, "resources.jobs.customer_segmentation.parameters", "task 'train' reads 'currency', which is not a job"),
+    ("resources/" + JOB_FILE, "        - name: run_id\n",
+     "        - name: unused_knob\n          default: x\n        - name: run_id\n", JOB_FILE, "parameters[unused_knob]",
+     "read by no task"),
+    ("resources/" + JOB_FILE, "        - name: kmeans_starts\n          default: \"5\"",
+     "        - name: kmeans_starts\n          default: \"6\"", JOB_FILE, "parameters[kmeans_starts].default",
+     "'6' differs from the parameter registry's '5'"),
     ("databricks.yml", "default: PAUSED", "default: SOMETIMES", JOB_FILE, "resources.jobs.customer_segmentation",
      "'SOMETIMES' is not a valid PauseStatus"),
     ("databricks.yml", "default: 17.3.x-cpu-ml-scala2.13", "default: 16.4.x-cpu-ml-scala2.12", JOB_FILE,

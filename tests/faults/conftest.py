@@ -8,7 +8,7 @@ from testkit import SMALL_JOB
 
 @pytest.fixture(scope="session")
 def small_landing(tmp_path_factory):
-    from customer_segmentation.generate import generate
+    from customer_segmentation.ops.generate import generate
 
     out = tmp_path_factory.mktemp("small")
     generate(out, customers=60, seed=21)
@@ -18,7 +18,7 @@ def small_landing(tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_settings(tmp_path_factory, session_state):
     """Settings for a job named `prefix` over its own (empty) landing folder."""
-    from customer_segmentation.settings import Settings
+    from customer_segmentation.core.settings import Settings
 
     def build(prefix):
         root = tmp_path_factory.mktemp(prefix)
@@ -36,7 +36,7 @@ def small_reference(spark, small_landing, small_settings):
     """The whole job, run once over every small file; its landing folder must stay as it is."""
     from pathlib import Path
 
-    from customer_segmentation.jobs import run_job
+    from customer_segmentation.ops.jobs import run_job
     from testkit import copy_files
 
     settings = small_settings("reference")

@@ -3,7 +3,7 @@ exit, and no table changed."""
 
 import pytest
 
-from customer_segmentation.cli import main
+from customer_segmentation.ops.cli import main
 from testkit import settings_flags
 
 pytestmark = pytest.mark.faults

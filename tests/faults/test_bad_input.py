@@ -3,7 +3,7 @@ and bronze lines = orders + quarantine, exactly."""
 
 import pytest
 
-from customer_segmentation.jobs import run_job
+from customer_segmentation.ops.jobs import run_job
 
 pytestmark = pytest.mark.faults
 
@@ -14,7 +14,8 @@ GOOD = [
     "540002,22423,REGENCY CAKESTAND,1,2011-01-05 11:00:00,12.75,12583.0,France",
 ]
 BAD = {
-    "540003,22423,SHORT LINE,1,2011-01-05 11:00:00,12.75,12583.0": ("malformed_line", "7 fields where the layout has 8"),
+    "540003,22423,SHORT LINE,1,2011-01-05 11:00:00,12.75,12583.0": (
+        "malformed_line", "7 fields where the layout has 8"),
     "540003,22423,CAKESTAND,two,2011-01-05 11:00:00,12.75,12583.0,France": ("invalid_quantity", 'Quantity ["two"]'),
     "540003,22423,CAKESTAND,1,2011-13-45 99:00:00,12.75,12583.0,France": ("invalid_date", "InvoiceDate"),
     "540003,22423,CAKESTAND,1000000000,2011-01-05 11:00:00,12.75,12583.0,France": (
@@ -33,7 +34,8 @@ def bad_landing(tmp_path_factory):
     reordered = "Country,CustomerID,UnitPrice,InvoiceDate,Quantity,Description,StockCode,InvoiceNo\n" \
                 "Spain,12600.0,3.5,2011-01-06 09:00:00,4,MUG,21000,540010\n"
     (landing / "2011-01-06.csv").write_text(reordered)
-    (landing / "2011-01-07.csv").write_text(HEADER + ",Channel\n540011,21001,JAR,3,2011-01-07 09:00:00,1.5,12601.0,EIRE,web\n")
+    (landing / "2011-01-07.csv").write_text(
+        HEADER + ",Channel\n540011,21001,JAR,3,2011-01-07 09:00:00,1.5,12601.0,EIRE,web\n")
     (landing / "empty.csv").write_text("")
     (landing / "header_only.csv").write_text(HEADER + "\n")
     latin1 = (HEADER + "\n540012,21002,CAFÉ SIGN,1,2011-01-07 10:00:00,4.0,12602.0,France\n"
@@ -44,7 +46,7 @@ def bad_landing(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bad_job(spark, bad_landing, tmp_path_factory, session_state):
-    from customer_segmentation.settings import Settings
+    from customer_segmentation.core.settings import Settings
 
     root = tmp_path_factory.mktemp("bad_state")
     settings = Settings(bronze_schema="bad_bronze", silver_schema="bad_silver", gold_schema="bad_gold",

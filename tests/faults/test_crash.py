@@ -15,14 +15,15 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from customer_segmentation.jobs import JOB_ORDER
-from customer_segmentation.settings import Settings
+from customer_segmentation.core.settings import Settings
+from customer_segmentation.ops.jobs import JOB_ORDER
 from testkit import REPO, SMALL_JOB, quality_totals, snapshot
 
 pytestmark = pytest.mark.faults
 
 # The same model search as the reference job; the report is not part of any table.
-FLAGS = ["--k-min", str(SMALL_JOB["k_min"]), "--k-max", str(SMALL_JOB["k_max"]), "--algorithms", ",".join(SMALL_JOB["algorithms"]),
+FLAGS = ["--k-min", str(SMALL_JOB["k_min"]), "--k-max", str(SMALL_JOB["k_max"]),
+         "--algorithms", ",".join(SMALL_JOB["algorithms"]),
          "--kmeans-starts", str(SMALL_JOB["kmeans_starts"]), "--no-report"]
 
 

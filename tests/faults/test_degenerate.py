@@ -4,13 +4,15 @@ import datetime as dt
 
 import pytest
 
-from customer_segmentation.errors import UserError
-from customer_segmentation.features import CUSTOMER_FEATURES, RFM_SEGMENTS, rfm_segments
-from customer_segmentation.jobs import run_task
-from customer_segmentation.rules import rfm_rules
-from customer_segmentation.tables import overwrite_table
+from customer_segmentation.core.delta import overwrite_table
+from customer_segmentation.core.errors import UserError
+from customer_segmentation.core.rules import rfm_rules
+from customer_segmentation.core.tables import table
+from customer_segmentation.gold.rfm import rfm_segments
+from customer_segmentation.ops.jobs import run_task
 
 pytestmark = pytest.mark.faults
+CUSTOMER_FEATURES, RFM_SEGMENTS = table("customer_features").spec(), table("rfm_segments").spec()
 
 
 def features_table(spark, settings, rows):

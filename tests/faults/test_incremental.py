@@ -5,8 +5,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from customer_segmentation import tracking
-from customer_segmentation.jobs import JOB_ORDER, run_job, run_task
+from customer_segmentation.models import tracking
+from customer_segmentation.ops.jobs import JOB_ORDER, run_job, run_task
 from testkit import copy_files, quality_totals, snapshot
 
 pytestmark = pytest.mark.faults
@@ -32,7 +32,8 @@ def test_batches_give_the_same_tables_as_one_run(spark, two_ways):
     assert set(left) == set(right)
     for table in left:
         assert left[table] == right[table], table
-    assert quality_totals(spark.table(batched.tables.quality_log)) == quality_totals(spark.table(full.tables.quality_log))
+    assert (quality_totals(spark.table(batched.tables.quality_log))
+            == quality_totals(spark.table(full.tables.quality_log)))
     history = spark.table(batched.tables.segment_history)
     assert history.select("as_of_date").distinct().count() == 3, "one snapshot per as_of_date"
 
@@ -57,3 +58,33 @@ def test_rerunning_a_task_changes_no_table_content(spark, two_ways, task):
 def _champion_version(settings) -> int:
     tracking.configure(settings)
     return int(mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, "champion").version)
+
+
+def test_gold_is_rebuilt_when_the_code_or_the_rules_that_build_it_change(spark, small_landing, small_settings,
+                                                                         monkeypatch, tmp_path):
+    import shutil
+
+    from customer_segmentation.gold import task as gold_task
+
+    settings = small_settings("gold_code")
+    copy_files(small_landing, Path(settings.landing_path))
+    run_job(spark, settings, ("bronze", "silver", "gold_features"))
+    assert run_task(spark, settings, "gold_features").rows_written == {}, "unchanged inputs: tables kept"
+
+    # An upgrade: a module that builds gold changes (here a comment), the data does not.
+    package = tmp_path / "package"
+    shutil.copytree(gold_task.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    features = package / "gold" / "features.py"
+    features.write_text(features.read_text() + "\n# changed\n")
+    monkeypatch.setattr(gold_task, "PACKAGE", package)
+    rebuilt = run_task(spark, settings, "gold_features").rows_written
+    assert rebuilt[settings.tables.customer_features] > 0, "new code rebuilds gold"
+    assert run_task(spark, settings, "gold_features").rows_written == {}
+
+    # A rule file changes.
+    config = tmp_path / "config"
+    shutil.copytree(gold_task.CONFIG_DIR, config)
+    rules = config / "rfm_segments.yaml"
+    rules.write_text(rules.read_text().replace("Bought recently, buy often", "Bought lately, buy often"))
+    monkeypatch.setattr(gold_task, "CONFIG_DIR", config)
+    assert run_task(spark, settings, "gold_features").rows_written[settings.tables.rfm_segments] > 0

@@ -7,7 +7,7 @@ import subprocess
 import mlflow
 import pytest
 
-from customer_segmentation import tracking
+from customer_segmentation.models import tracking
 from testkit import REPO, parent_and_children
 
 pytestmark = pytest.mark.faults
@@ -40,7 +40,8 @@ def test_mlflow_params_and_artifacts_hold_no_credentials_and_no_customer_rows(sp
         for key, value in {**run.data.params, **run.data.tags}.items():
             assert not re.search(r"(?i)token|password|secret", key), key
             assert not any(p.search(str(value)) for p in SECRET_PATTERNS), key
-    customer_ids = {r["customer_id"] for r in spark.table(settings.tables.customer_features).select("customer_id").collect()}
+    features = spark.table(settings.tables.customer_features)
+    customer_ids = {r["customer_id"] for r in features.select("customer_id").collect()}
     folder = tracking.download_run_artifacts(parent.info.run_id, "", tmp_path / "artifacts")
     checked = 0
     for path in folder.rglob("*"):

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from customer_segmentation import bronze
-from customer_segmentation.jobs import run_task
+from customer_segmentation.ingest import task as bronze
+from customer_segmentation.ops.jobs import run_task
 from testkit import copy_files, run_cli
 
 
@@ -41,7 +41,8 @@ def test_table_is_a_delta_table_in_the_warehouse(spark, make_settings, synthetic
     expected = session_state / "warehouse" / f"{settings.bronze_schema}.db" / "transactions_raw"
     assert detail["location"].removeprefix("file:") == str(expected)
     assert (expected / "_delta_log").is_dir()
-    comments = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE {settings.tables.transactions_raw}").collect()}
+    described = spark.sql(f"DESCRIBE {settings.tables.transactions_raw}").collect()
+    comments = {r["col_name"]: r["comment"] for r in described}
     assert comments["_raw_line"] == "The line exactly as it arrived in the landing file"
 
 

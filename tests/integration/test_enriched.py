@@ -10,16 +10,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from customer_segmentation import enrich, features, publish
-from customer_segmentation.jobs import run_job
-from customer_segmentation.settings import FEATURE_PRESETS, OPTIONAL_TABLES
+from customer_segmentation.core.settings import FEATURE_PRESETS
+from customer_segmentation.core.tables import registry, table
+from customer_segmentation.ops.jobs import run_job
 
 SOURCES = ("customers", "engagement", "products")
 
 
 @pytest.fixture(scope="module")
 def enriched(spark, synthetic_job, tmp_path_factory, session_state):
-    from customer_segmentation.generate import generate
+    from customer_segmentation.ops.generate import generate
 
     syn_settings, _ = synthetic_job
     out = tmp_path_factory.mktemp("enriched_data")
@@ -36,15 +36,16 @@ def enriched(spark, synthetic_job, tmp_path_factory, session_state):
 def test_without_optional_sources_the_tables_are_as_before(spark, synthetic_job):
     settings, _ = synthetic_job
     t = settings.tables
-    assert spark.table(t.customer_features).columns == features.CUSTOMER_FEATURES.names
-    assert spark.table(t.segment_profiles).columns == publish.SEGMENT_PROFILES.names
-    assert not [name for name in OPTIONAL_TABLES if spark.catalog.tableExists(getattr(t, name))]
+    assert spark.table(t.customer_features).columns == table("customer_features").spec().names
+    assert spark.table(t.segment_profiles).columns == table("segment_profiles").spec().names
+    optional = [name for name, entry in registry().items() if entry.needs]
+    assert optional and not [name for name in optional if spark.catalog.tableExists(getattr(t, name))]
 
 
 def test_optional_sources_leave_the_rfm_plus_segmentation_unchanged(spark, synthetic_job, enriched):
     # Same transactions, default features: the sources add columns and tables, not different segments.
     plain, rich = synthetic_job[0].tables, enriched[0].tables
-    core = features.CUSTOMER_FEATURES.names
+    core = table("customer_features").spec().names
     assert sorted(spark.table(rich.customer_features).select(*core).collect()) == sorted(
         spark.table(plain.customer_features).collect())
     segments = "SELECT customer_id, segment_id, segment_name, rfm_segment FROM {}"
@@ -84,7 +85,7 @@ def test_every_optional_line_is_in_silver_or_quarantine_with_the_planted_reasons
 def test_gold_joins_attributes_and_engagement_one_row_per_customer(spark, enriched):
     settings, out, _ = enriched
     table = spark.table(settings.tables.customer_features)
-    assert table.columns == enrich.enriched_spec(SOURCES).names
+    assert table.columns == registry()["customer_features"].spec(SOURCES).names
     assert table.count() == table.select("customer_id").distinct().count() == 300
     planted = pd.read_csv(out / "planted_segments.csv", dtype=str)
     frame = table.toPandas().merge(planted, on="customer_id")
@@ -92,7 +93,8 @@ def test_gold_joins_attributes_and_engagement_one_row_per_customer(spark, enrich
     assert by_behaviour["age"].count()["wholesaler"] == 0, "wholesalers are businesses: no age"
     engagement = by_behaviour["engagement_score"].mean()
     assert engagement["loyal_high_spender"] > 2 * engagement["one_time_buyer"]
-    assert by_behaviour["loyalty_level"].mean()["loyal_high_spender"] > by_behaviour["loyalty_level"].mean()["new_customer"]
+    loyalty = by_behaviour["loyalty_level"].mean()
+    assert loyalty["loyal_high_spender"] > loyalty["new_customer"]
 
 
 def test_profiles_show_attribute_mix_and_preferred_categories(spark, enriched):

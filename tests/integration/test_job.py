@@ -4,7 +4,7 @@ Reruns of every task on unchanged input are checked in tests/faults/test_increme
 
 import pytest
 
-from customer_segmentation.silver import quarantine_spec
+from customer_segmentation.core.tables import table
 
 
 def test_quarantine_reasons_on_synthetic_traps(spark, synthetic_job, synthetic_data):
@@ -34,12 +34,12 @@ def test_tables_and_columns_carry_comments(spark, synthetic_job, table):
 
 def test_quarantine_columns_are_bronze_plus_reason(spark, synthetic_job):
     settings, _ = synthetic_job
-    assert spark.table(settings.tables.orders_quarantine).columns == quarantine_spec().names
+    assert spark.table(settings.tables.orders_quarantine).columns == table("orders_quarantine").spec().names
 
 
 def test_the_summary_counts_every_table_in_order_and_skips_missing_ones(spark, synthetic_job):
-    from customer_segmentation.jobs import table_summary
-    from customer_segmentation.tables import row_count, row_counts
+    from customer_segmentation.core.delta import row_count, row_counts
+    from customer_segmentation.ops.jobs import table_summary
 
     settings, _ = synthetic_job
     summary = table_summary(spark, settings)

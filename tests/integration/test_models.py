@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from customer_segmentation.settings import ALGORITHMS
+from customer_segmentation.core.settings import ALGORITHMS
 from testkit import check_tracking
+
 
 def test_one_parent_run_with_a_nested_run_per_candidate(synthetic_job):
     settings, _ = synthetic_job
@@ -53,7 +54,7 @@ def test_the_registered_champion_scores_through_mlflow_pyfunc_as_published(spark
     endpoint, `spark_udf`, `pyfunc.load_model`) gets the published segment numbers."""
     import mlflow
 
-    from customer_segmentation import tracking
+    from customer_segmentation.models import tracking
 
     settings, _ = synthetic_job
     tracking.configure(settings)

@@ -89,7 +89,8 @@ def test_rfm_segments_and_insights(spark, real_job):
     assert segments.select("rfm_segment").distinct().count() == 12, "the eleven rules and No Net Purchases"
     monthly = spark.table(tables.monthly_revenue).orderBy("month").collect()
     assert len(monthly) == 13 and monthly[10]["net_revenue"] > monthly[1]["net_revenue"], "November peak"
-    concentration = {r["top_percent"]: r["share_of_net_revenue"] for r in spark.table(tables.revenue_concentration).collect()}
+    concentration = {r["top_percent"]: r["share_of_net_revenue"]
+                     for r in spark.table(tables.revenue_concentration).collect()}
     assert 0 < concentration[1] < concentration[5] < concentration[20] < 1
     assert spark.table(tables.revenue_by_country).orderBy(F.desc("net_revenue")).first()["country"] == "United Kingdom"
 

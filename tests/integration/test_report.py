@@ -6,8 +6,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from customer_segmentation import report, tracking
-from customer_segmentation.cli import main
+from customer_segmentation.models import tracking
+from customer_segmentation.ops.cli import main
+from customer_segmentation.report import page as report
 from testkit import REPO, settings_flags
 
 SECTIONS = ["segments", "profiles", "migration", "rfm", "model", "quality", "insights"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from customer_segmentation.jobs import run_job
+from customer_segmentation.ops.jobs import run_job
 
 PROFILE = {
     "name": "shop_export",

@@ -8,11 +8,10 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType
 
-from customer_segmentation.bronze import bronze_table_spec
-from customer_segmentation.errors import PipelineError
-from customer_segmentation.profiles import TRANSACTIONS
-from customer_segmentation.silver import reconcile_counts
-from customer_segmentation.tables import Column, TableSpec, ensure_schemas, overwrite_table, rows_in_last_commit
+from customer_segmentation.core.delta import ensure_schemas, overwrite_table, rows_in_last_commit
+from customer_segmentation.core.errors import PipelineError
+from customer_segmentation.core.tables import Column, TableSpec, table
+from customer_segmentation.silver.quarantine import reconcile_counts
 
 SPEC = TableSpec(comment="Test table", columns=(
     Column("batch", IntegerType(), "Which write the row came from"),
@@ -51,7 +50,7 @@ def test_a_table_with_named_statistics_columns_keeps_statistics_of_those_alone(s
     settings = make_settings()
     ensure_schemas(spark, settings)
     name = f"{settings.catalog}.{settings.bronze_schema}.raw"
-    spec = bronze_table_spec(TRANSACTIONS)
+    spec = table("transactions_raw").spec()
     assert spec.stats_columns == ("_ingested_at",)
     lines = spark.range(3).select(*[(F.current_timestamp() if c.name == "_ingested_at" else F.lit(c.name)).alias(c.name)
                                     for c in spec.columns])

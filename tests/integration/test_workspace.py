@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from customer_segmentation.cli import main
+from customer_segmentation.ops.cli import main
 
 
 class FakeWorkspace:
@@ -29,7 +29,8 @@ class FakeWorkspace:
     def run(self):
         tasks = [{"task_key": key, "start_time": 1_000, "end_time": 61_000 + 1000 * i,
                   "state": {"life_cycle_state": "TERMINATED",
-                            "result_state": "FAILED" if (self.run_result == "FAILED" and key == "train") else "SUCCESS"}}
+                            "result_state": ("FAILED" if (self.run_result == "FAILED" and key == "train")
+                                             else "SUCCESS")}}
                  for i, key in enumerate(("bronze", "silver", "gold_features", "train", "publish"))]
         self.polls += 1
         if self.polls < 2:

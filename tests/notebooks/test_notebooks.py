@@ -2,11 +2,10 @@
 
 import json
 import runpy
-from pathlib import Path
 
 import pytest
 
-from customer_segmentation.notebook import LocalWidgets
+from customer_segmentation.ops.notebook import LocalWidgets
 from testkit import REPO
 
 NOTEBOOKS = REPO / "notebooks"
@@ -30,7 +29,8 @@ def test_task_notebooks_run_as_scripts_in_job_order(spark, widgets, synthetic_da
     assert [p.stem for p in TASK_NOTEBOOKS] == ["01_bronze", "02_silver", "03_gold_features", "04_train", "05_publish"]
     widgets(bronze_schema="nb_bronze", silver_schema="nb_silver", gold_schema="nb_gold",
             landing_path=synthetic_data / "transactions", checkpoint_root=tmp_path / "checkpoints",
-            experiment_name="nb_experiment", model_name="nb_model", k_min=2, k_max=2, algorithms="kmeans,gaussian_mixture",
+            experiment_name="nb_experiment", model_name="nb_model", k_min=2, k_max=2,
+            algorithms="kmeans,gaussian_mixture",
             kmeans_starts=1, run_id="notebook-test")
     for path in TASK_NOTEBOOKS:
         namespace = runpy.run_path(str(path), run_name="__main__")

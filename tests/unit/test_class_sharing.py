@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from customer_segmentation.cli import main
-from customer_segmentation.spark import CLASS_ARCHIVE_ENV, class_sharing_options
+from customer_segmentation.core.spark import CLASS_ARCHIVE_ENV, class_sharing_options
+from customer_segmentation.ops.cli import main
 
 
 def test_an_existing_archive_is_used(monkeypatch, tmp_path):

@@ -7,17 +7,21 @@ import pytest
 from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import functions as F
 
-from customer_segmentation import attributes, enrich
-from customer_segmentation.bronze import bronze_table_spec
-from customer_segmentation.settings import FEATURE_PRESETS, Settings
-from customer_segmentation.training import FeaturePlan, plan_features, preparation_statement
+from customer_segmentation.core.settings import FEATURE_PRESETS, Settings
+from customer_segmentation.core.tables import table
+from customer_segmentation.gold import enrichment as enrich
+from customer_segmentation.gold import value_tiers
+from customer_segmentation.models.preparation import FeaturePlan, plan_features, preparation_statement
+from customer_segmentation.publish import segment_mix
+from customer_segmentation.silver import quarantine
+from customer_segmentation.silver import sources as attributes
 
 AS_OF = dt.date(2011, 12, 10)
 
 
 def bronze_rows(spark, source, rows):
     """rows: dicts of canonical text fields (missing = null); lineage filled in."""
-    spec = bronze_table_spec(attributes.SPECS[source])
+    spec = table(f"{source}_raw").spec()
     records = []
     for i, row in enumerate(rows):
         record = {c.name: None for c in spec.columns}
@@ -43,8 +47,8 @@ def customers_marked(spark):
         {"customer_id": "1.0", "age": "34", "income": "42000", "education": "master", "loyalty_tier": "Gold",
          "gender": "F", "marital_status": "Married", "region": "London"},
     ]
-    marked = attributes.mark_duplicates_and_current(
-        attributes.classify(bronze_rows(spark, "customers", rows), "customers"), "customers")
+    marked = attributes.mark_current(quarantine.mark_duplicates(
+        attributes.classify(bronze_rows(spark, "customers", rows), "customers")), "customers")
     return {i: r.asDict() for i, r in enumerate(marked.orderBy(marked["_line_id"].cast("int")).collect())}
 
 
@@ -94,14 +98,14 @@ def test_the_latest_line_of_a_key_is_current(spark):
     df = bronze_rows(spark, "products", rows)
     df = df.withColumn("_ingested_at", F.when(F.col("_line_id") == "1", F.lit(dt.datetime(2012, 2, 1)))
                        .otherwise(F.col("_ingested_at")))
-    marked = attributes.mark_duplicates_and_current(attributes.classify(df, "products"), "products")
+    marked = attributes.mark_current(quarantine.mark_duplicates(attributes.classify(df, "products")), "products")
     silver = {r["category"]: r["is_current"] for r in attributes.to_silver(marked, "products").collect()}
     assert silver == {"Toys": False, "Gifts": True}
 
 
 def test_ordinal_levels_run_from_zero_to_one_and_unknown_is_null(spark):
     rows = spark.createDataFrame([("Bronze",), ("Silver",), ("Gold",), ("Platinum",), (None,)], "tier string")
-    levels = [r[0] for r in rows.select(enrich.ordinal_level(rows["tier"], enrich.LOYALTY_TIERS)).collect()]
+    levels = [r[0] for r in rows.select(enrich.ordinal_level(rows["tier"], attributes.LOYALTY_TIERS)).collect()]
     assert levels == [0.0, pytest.approx(1 / 3), pytest.approx(2 / 3), 1.0, None]
 
 
@@ -139,7 +143,7 @@ def test_engagement_counts_only_months_before_the_reference_month(spark):
     ([7.0], True, {0: 2}),
 ])
 def test_value_tier_scores_order_clusters_so_higher_is_better(centres, higher_is_better, expected):
-    assert enrich.tier_of_clusters(centres, higher_is_better) == expected
+    assert value_tiers.tier_of_clusters(centres, higher_is_better) == expected
 
 
 def test_value_tiers_put_the_best_customers_high_and_the_worst_low(spark):
@@ -150,7 +154,7 @@ def test_value_tiers_put_the_best_customers_high_and_the_worst_low(spark):
     features = spark.createDataFrame([(*r, AS_OF) for r in rows],
                                      "customer_id string, recency_days int, frequency long, monetary double, "
                                      "as_of_date date")
-    tiers = {r["customer_id"]: r for r in enrich.value_tiers(features, seed=1).collect()}
+    tiers = {r["customer_id"]: r for r in value_tiers.value_tiers(features, seed=1).collect()}
     assert all(tiers[f"b{i}"]["value_tier"] == "High" and tiers[f"b{i}"]["value_score"] == 12 for i in range(5))
     assert all(tiers[f"w{i}"]["value_tier"] == "Low" and tiers[f"w{i}"]["value_score"] == 3 for i in range(5))
     assert {tiers[f"m{i}"]["recency_tier"] for i in range(5)} == {3}
@@ -159,7 +163,7 @@ def test_value_tiers_put_the_best_customers_high_and_the_worst_low(spark):
 def test_over_index_compares_a_segments_share_with_everyones(spark):
     spend = spark.createDataFrame([(0, "Toys", 80.0), (0, "Garden", 20.0), (1, "Toys", 20.0), (1, "Garden", 80.0)],
                                   "segment_id int, category string, net_revenue double")
-    got = {(r["segment_id"], r["category"]): r for r in enrich.over_index(spend).collect()}
+    got = {(r["segment_id"], r["category"]): r for r in segment_mix.over_index(spend).collect()}
     assert got[(0, "Toys")]["share_of_segment_spend"] == 0.8
     assert got[(0, "Toys")]["share_of_all_spend"] == 0.5
     assert got[(0, "Toys")]["over_index"] == pytest.approx(1.6)

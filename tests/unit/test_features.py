@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 
-from customer_segmentation import features, insights
-from customer_segmentation.errors import ConfigError
-from customer_segmentation.rules import RulesError, parse_rfm_rules, rfm_rules
-from customer_segmentation.silver import ORDERS
+from customer_segmentation.core.errors import ConfigError
+from customer_segmentation.core.rules import RulesError, parse_rfm_rules, rfm_rules
+from customer_segmentation.gold import features, insights, rfm
+from customer_segmentation.silver.orders import ORDERS
 
 AS_OF = dt.date(2011, 12, 10)
 
@@ -96,7 +96,7 @@ def test_as_of_date_before_all_data_is_a_config_error(spark):
 
 def scores(spark, values):
     df = spark.createDataFrame([(str(i), float(v)) for i, v in enumerate(values)], "customer_id string, v double")
-    return [r["s"] for r in features.with_score(df, df["v"], "s").orderBy(df["customer_id"].cast("int")).collect()]
+    return [r["s"] for r in rfm.with_score(df, df["v"], "s").orderBy(df["customer_id"].cast("int")).collect()]
 
 
 def test_scores_follow_rank_and_ties_share_the_score_of_their_lowest_rank(spark):
@@ -124,7 +124,7 @@ def test_recency_is_reversed_and_segments_follow_the_rules(spark):
     rows = [("a", "1", "2011-12-09", 1, 100.0)] + [("a", str(i), "2011-11-01", 1, 100.0) for i in range(2, 12)]
     rows += [("b", "20", "2011-01-02", 1, 1.0), ("c", "30", "2011-06-01", 1, 10.0)]
     feats = features.customer_features(orders_frame(spark, rows), AS_OF)
-    seg = {r["customer_id"]: r for r in features.rfm_segments(feats, rfm_rules(), "No Net Purchases").collect()}
+    seg = {r["customer_id"]: r for r in rfm.rfm_segments(feats, rfm_rules(), "No Net Purchases").collect()}
     assert seg["a"]["r_score"] == 5 and seg["b"]["r_score"] == 1
     assert seg["a"]["rfm_cell"] == f"{seg['a']['r_score']}{seg['a']['f_score']}{seg['a']['m_score']}"
     for row in seg.values():
@@ -146,7 +146,7 @@ CELLS = [
 def segment_of_cell(spark):
     cells = [cell for cell, _ in CELLS]
     df = spark.createDataFrame(cells, "r_score int, f_score int, m_score int")
-    rows = df.select("r_score", "f_score", "m_score", features.rfm_segment_expression(rfm_rules()).alias("s")).collect()
+    rows = df.select("r_score", "f_score", "m_score", rfm.rfm_segment_expression(rfm_rules()).alias("s")).collect()
     return {(r["r_score"], r["f_score"], r["m_score"]): r["s"] for r in rows}
 
 
@@ -159,7 +159,7 @@ def test_customers_without_net_purchases_get_the_rule_segment_and_no_scores(spar
     rows = [("buyer", "1", "2011-12-01", 2, 5.0), ("returner", "C2", "2011-11-01", -3, 4.0),
             ("cancelled", "3", "2011-10-01", 5, 2.0), ("cancelled", "C4", "2011-10-02", -5, 2.0)]
     feats = features.customer_features(orders_frame(spark, rows), AS_OF)
-    seg = {r["customer_id"]: r for r in features.rfm_segments(feats, rfm_rules(), "No Net Purchases").collect()}
+    seg = {r["customer_id"]: r for r in rfm.rfm_segments(feats, rfm_rules(), "No Net Purchases").collect()}
     assert set(seg) == {"buyer", "returner", "cancelled"}, "every customer, once"
     for customer in ("returner", "cancelled"):
         assert seg[customer]["rfm_segment"] == "No Net Purchases"

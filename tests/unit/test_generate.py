@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from customer_segmentation.generate import HEADER, customers_for_lines, generate
+from customer_segmentation.ops.generate import HEADER, customers_for_lines, generate
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import json
 import pytest
 from pyspark.sql import functions as F
 
-from customer_segmentation.landing import parse_lines
-from customer_segmentation.profiles import TRANSACTIONS, load_profile, parse_profile
+from customer_segmentation.ingest.lines import parse_lines
+from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 
@@ -20,10 +20,12 @@ def bronze_rows(spark, files: dict[str, list[str]], profile=None):
 
 
 def test_header_is_not_data_and_fields_map_by_name(spark):
-    rows = bronze_rows(spark, {"a.csv": [HEADER, "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"]})
+    rows = bronze_rows(spark, {"a.csv": [
+        HEADER, "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"]})
     assert len(rows) == 1
     row = rows[0]
-    assert (row["invoice_no"], row["stock_code"], row["quantity"], row["customer_id"]) == ("536365", "85123A", "6", "17850.0")
+    assert (row["invoice_no"], row["stock_code"], row["quantity"], row["customer_id"]) == (
+        "536365", "85123A", "6", "17850.0")
     assert row["line_amount"] is None and row["_malformed"] is None and row["_rescued_data"] is None
     assert row["_raw_line"].startswith("536365,85123A") and row["_source_profile"] == "uci"
 
@@ -45,7 +47,8 @@ def test_reordered_columns_are_found_by_header_name(spark):
 
 def test_extra_column_is_rescued_not_lost(spark):
     header = HEADER + ",Channel"
-    rows = bronze_rows(spark, {"c.csv": [header, "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom,web"]})
+    rows = bronze_rows(spark, {"c.csv": [
+        header, "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom,web"]})
     assert rows[0]["_malformed"] is None
     assert json.loads(rows[0]["_rescued_data"]) == [{"column": "channel", "value": "web"}]
 

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from customer_segmentation import metrics
+from customer_segmentation.models import metrics
 
 
 def _shapes():

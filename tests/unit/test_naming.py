@@ -7,10 +7,21 @@ import shutil
 
 import pytest
 
-from customer_segmentation.naming import (DIMENSIONS, SegmentProfile, assign_names, customer_standings, describe,
-                                          segment_profiles)
-from customer_segmentation.rules import (CONFIG_DIR, RulesError, parse_cleaning_rules, parse_segment_catalogue,
-                                         segment_catalogue)
+from customer_segmentation.core.rules import (
+    CONFIG_DIR,
+    RulesError,
+    parse_cleaning_rules,
+    parse_segment_catalogue,
+    segment_catalogue,
+)
+from customer_segmentation.models.naming import (
+    DIMENSIONS,
+    SegmentProfile,
+    assign_names,
+    customer_standings,
+    describe,
+    segment_profiles,
+)
 
 
 def profile(recency, frequency, monetary, order_value=0.5, tenure=0.5, activity="active"):

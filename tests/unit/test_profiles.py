@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from customer_segmentation.errors import ConfigError
-from customer_segmentation.profiles import TRANSACTIONS, load_profile, parse_profile
+from customer_segmentation.core.errors import ConfigError
+from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
 
 
 def test_builtin_uci_profile():

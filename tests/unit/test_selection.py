@@ -1,6 +1,6 @@
 """The champion rule on hand-made metric tables."""
 
-from customer_segmentation.selection import Candidate, SelectionRule
+from customer_segmentation.models.selection import Candidate, SelectionRule
 
 ORDER = ("kmeans", "bisecting_kmeans", "gaussian_mixture")
 RULE = SelectionRule(min_segment_share=0.05, min_segment_revenue_share=0.1, tolerance=0.02)

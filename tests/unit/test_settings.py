@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from customer_segmentation.errors import ConfigError
-from customer_segmentation.settings import ALGORITHMS, PARAMS, Settings
+from customer_segmentation.core.errors import ConfigError
+from customer_segmentation.core.settings import ALGORITHMS, PARAMS, Settings
 
 
 def test_defaults_are_valid_and_name_every_table_with_three_levels():

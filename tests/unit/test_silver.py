@@ -5,11 +5,12 @@ from decimal import Decimal
 
 import pytest
 
-from customer_segmentation.bronze import bronze_table_spec
-from customer_segmentation.profiles import TRANSACTIONS, load_profile, parse_profile
-from customer_segmentation.rules import cleaning_rules
-from customer_segmentation.settings import Settings
-from customer_segmentation.silver import classify, mark_duplicates, to_orders, to_quarantine
+from customer_segmentation.core.rules import cleaning_rules
+from customer_segmentation.core.settings import Settings
+from customer_segmentation.core.tables import table
+from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
+from customer_segmentation.silver.orders import classify, to_orders, to_quarantine
+from customer_segmentation.silver.quarantine import mark_duplicates
 
 GOOD = dict(invoice_no="536365", stock_code="85123A", description="WHITE HEART", quantity="6",
             invoice_date="2010-12-01 08:26:00", unit_price="2.55", customer_id="17850.0", country="United Kingdom")
@@ -17,7 +18,7 @@ INGESTED = dt.datetime(2011, 12, 31, 12, 0)
 
 
 def bronze_frame(spark, rows):
-    spec = bronze_table_spec(TRANSACTIONS)
+    spec = table("transactions_raw").spec()
     records = []
     for index, row in enumerate(rows):
         values = {c.name: None for c in spec.columns}
@@ -195,7 +196,7 @@ def test_every_line_lands_in_exactly_one_table_unchanged(spark):
     ids = [r["_line_id"] for r in orders.select("_line_id").collect()] + \
           [r["_line_id"] for r in quarantine.select("_line_id").collect()]
     assert sorted(ids) == ["id0", "id1", "id2", "id3"]
-    bronze_columns = [c.name for c in bronze_table_spec(TRANSACTIONS).columns]
+    bronze_columns = table("transactions_raw").spec().names
     assert quarantine.columns == bronze_columns + ["reject_reason", "reject_detail"]
     quarantined = {r["_line_id"]: r for r in quarantine.collect()}
     assert quarantined["id1"]["quantity"] == "x"  # kept exactly as it arrived
@@ -221,7 +222,7 @@ def test_processed_at_is_the_instant_whatever_the_drivers_time_zone(spark, monke
 
     from pyspark.sql import functions as F
 
-    from customer_segmentation.silver import quality_row
+    from customer_segmentation.silver.orders import quality_row
 
     marked = classified(spark, [GOOD, {**GOOD, "quantity": "x"}])
     monkeypatch.setenv("TZ", "America/New_York")  # Spark reads a naive datetime in this zone

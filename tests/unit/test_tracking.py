@@ -3,7 +3,7 @@
 import mlflow
 import pytest
 
-from customer_segmentation import tracking
+from customer_segmentation.models import tracking
 
 
 def test_training_waits_for_the_store_the_background_is_building_instead_of_building_a_second(tmp_path):

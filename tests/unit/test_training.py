@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import pytest
 from pyspark.ml.linalg import Vectors
 
-from customer_segmentation import training
-from customer_segmentation.settings import Settings
-from customer_segmentation.training import estimator, fit_best_start, number_segments
+from customer_segmentation.core.settings import Settings
+from customer_segmentation.models import fitting as training
+from customer_segmentation.models.fitting import estimator, fit_best_start, number_segments
 
 
 def _points(spark):
@@ -143,5 +143,5 @@ def test_only_failures_of_the_candidate_itself_are_skips(spark, monkeypatch):
     monkeypatch.setattr(training, "fit_best_start", failing(RuntimeError("executor lost")))
     with pytest.raises(RuntimeError, match="executor lost"):
         training.fit_one(data, "kmeans", 3, 120, settings)
-    assert training.fit_one(data, "kmeans", 120, 120, settings).candidate.skipped_reason.startswith(
-        "only 120 customers with net purchases: k=120 needs more customers"), "one customer per segment is no segmentation"
+    reason = training.fit_one(data, "kmeans", 120, 120, settings).candidate.skipped_reason
+    assert reason.startswith("only 120 customers with net purchases: k=120 needs more"), "a segment per customer"

@@ -1,0 +1,2 @@
+"""What every stage shares: the settings and their parameter registry, the table registry, the Spark
+session, Delta readers and writers, the editable rule files, errors, console output and drawing."""

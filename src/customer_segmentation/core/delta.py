@@ -1,0 +1,162 @@
+"""Small readers and writers that know table names and Delta options (the I/O edge)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column as SparkColumn
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from .settings import Settings
+from .tables import TableSpec
+
+
+def sql_string(text: str) -> str:
+    """A Spark SQL string literal of `text` (backslashes and quotes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ensure_schemas(spark: SparkSession, settings: Settings) -> None:
+    for schema in dict.fromkeys(settings.schemas):
+        # Identifiers were validated by Settings; backticks keep them identifiers.
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{settings.catalog}`.`{schema}`")
+
+
+def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> bool:
+    """Create the (empty) table unless it exists; True when this call created it."""
+    if table_exists(spark, name):
+        return False
+    # DDL rather than DeltaTableBuilder: the builder does not take three-level names.
+    columns = ",\n  ".join(
+        f"`{c.name}` {c.type.simpleString()}{'' if c.nullable else ' NOT NULL'} COMMENT {sql_string(c.comment)}"
+        for c in spec.columns
+    )
+    statement = f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA COMMENT {sql_string(spec.comment)}"
+    if spec.stats_columns is not None:
+        statement += (f"\nTBLPROPERTIES ('delta.dataSkippingStatsColumns' = "
+                      f"{sql_string(','.join(spec.stats_columns))})")
+    try:
+        spark.sql(statement)
+    except AnalysisException as error:
+        if not _remove_uncommitted_leftover(spark, name, error):
+            raise
+        spark.sql(statement)
+    return True
+
+
+def _remove_uncommitted_leftover(spark: SparkSession, name: str, error: Exception) -> bool:
+    """Local warehouse only: a process killed while creating a table can leave its folder behind
+    with no Delta commit in it. Nothing was ever committed there, so removing it loses nothing."""
+    if "not a Delta table" not in str(error) or not name.startswith("spark_catalog."):
+        return False
+    _, schema, table = name.split(".")
+    warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    folder = Path(warehouse) / f"{schema}.db" / table
+    if not folder.is_dir() or any((folder / "_delta_log").glob("*.json")):
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """Select the spec's columns in order, cast to their declared types."""
+    return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in spec.columns])
+
+
+def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec,
+                    replacing: SparkColumn | None = None) -> None:
+    """Replace the table's rows that match `replacing` (all by default) with `df`'s in one Delta
+    commit, keeping the table's definition and comments."""
+    writer = conform(df, spec).writeTo(name)
+    if create_table_if_missing(spark, name, spec):
+        # Nothing to replace: an append skips rebuilding the new table's state to find files to
+        # remove (a few Spark jobs a table; measured in BENCHMARKS.md).
+        writer.append()
+    else:
+        writer.overwrite(F.lit(True) if replacing is None else replacing)
+
+
+def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[DataFrame, TableSpec]]) -> dict[str, int]:
+    """Overwrite several independent tables concurrently; returns each table's row count.
+
+    Small tables cost mostly driver-side latency (catalog calls, Delta commits), which
+    overlaps well across threads.
+    """
+    def write(name: str) -> int:
+        df, spec = outputs[name]
+        overwrite_table(spark, name, df, spec)
+        return rows_in_last_commit(spark, name)
+
+    with ThreadPoolExecutor(max_workers=min(4, len(outputs))) as pool:
+        counts = dict(zip(outputs, pool.map(write, outputs)))
+    return counts
+
+
+def drop_if_columns_changed(spark: SparkSession, name: str, spec: TableSpec) -> None:
+    """Drop `name` when its columns are not the spec's (a table whose columns follow the optional
+    sources); the next overwrite recreates it. Overwrites keep a table's definition otherwise."""
+    if table_exists(spark, name) and spark.table(name).columns != spec.names:
+        spark.sql(f"DROP TABLE {name}")
+
+
+def set_property(spark: SparkSession, name: str, key: str, value: str) -> None:
+    spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({sql_string(key)} = {sql_string(value)})")
+
+
+def get_property(spark: SparkSession, name: str, key: str) -> str | None:
+    rows = spark.sql(f"SHOW TBLPROPERTIES {name}").collect()
+    return next((row["value"] for row in rows if row["key"] == key), None)
+
+
+def table_exists(spark: SparkSession, name: str) -> bool:
+    return spark.catalog.tableExists(name)
+
+
+def row_count(spark: SparkSession, name: str) -> int:
+    """The table's row count, 0 if it does not exist."""
+    return row_counts(spark, [name]).get(name, 0)
+
+
+def row_counts(spark: SparkSession, names: list[str]) -> dict[str, int]:
+    """The row count of each of the tables that exist, in the order given.
+
+    Delta answers a count from the table's log, so each costs mostly driver time (the table's
+    snapshot, planning, one job), which overlaps well across threads (BENCHMARKS.md).
+    """
+    existing = [name for name in names if table_exists(spark, name)]
+    if not existing:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(existing))) as pool:
+        return dict(zip(existing, pool.map(lambda name: spark.table(name).count(), existing)))
+
+
+def rows_in_last_commit(spark: SparkSession, name: str) -> int:
+    """Rows the table's latest commit wrote, from Delta's commit metrics (no scan)."""
+    metrics = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["operationMetrics"] or {}
+    return int(metrics["numOutputRows"]) if "numOutputRows" in metrics else spark.table(name).count()
+
+
+def table_version(spark: SparkSession, name: str) -> int:
+    return spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
+
+
+def append_exactly_once(df: DataFrame, table: str, batch: DataFrame, batch_id: int) -> None:
+    """Append `df`, computed from a micro-batch, to `table` with Delta's idempotent-write options:
+    `txnAppId` is the streaming query's id (kept in its checkpoint, so the same across restarts)
+    and `txnVersion` the batch id, so a batch replayed after a crash writes nothing twice."""
+    app_id = batch.sparkSession.sparkContext.getLocalProperty("sql.streaming.queryId")
+    (df.write.format("delta").mode("append").option("txnAppId", app_id).option("txnVersion", batch_id)
+     .saveAsTable(table))
+
+
+def process_stream(stream: DataFrame, checkpoint: str, handle: Callable[[DataFrame, int], None]) -> None:
+    """Run `stream` over everything new since its checkpoint (`availableNow`), one micro-batch at a
+    time: `handle(batch, batch_id)` writes each with `append_exactly_once`."""
+    query = (stream.writeStream.foreachBatch(handle).option("checkpointLocation", checkpoint)
+             .trigger(availableNow=True).start())
+    query.awaitTermination()

@@ -1,0 +1,99 @@
+"""Gold customer features: pure DataFrame transforms over silver orders.
+
+Which lines count (one definition, used by every feature and insight): valid silver lines of
+goods (`is_product`) dated before the reference date. Postage, fees, manual adjustments,
+discounts and vouchers are excluded: they are not spend on goods, and in the real data the
+manual lines are large one-off corrections that would swamp a customer's value. Cancellations
+and returns count negatively, so `monetary` is net revenue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from ..core.errors import ConfigError
+
+# Customers whose purchase behaviour can be described: a positive net spend on goods. The others
+# (only returns, or everything bought cancelled) get a segment of their own by rule (see README).
+NET_PURCHASES = "monetary > 0"
+# Their segment number wherever segments are numbered (the model's own segments are 0, 1, ...).
+RULE_SEGMENT_ID = -1
+
+
+def has_net_purchases() -> Column:
+    return F.expr(NET_PURCHASES)
+
+
+def counted_lines(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    """The lines every feature and insight counts: goods, dated before the reference date."""
+    return orders.where(F.col("is_product") & (F.col("invoice_date") < F.lit(as_of_date)))
+
+
+def default_as_of_date(orders: DataFrame) -> dt.date | None:
+    """The day after the latest invoice, or None without orders."""
+    latest = orders.agg(F.max("invoice_date")).first()[0]
+    return latest + dt.timedelta(days=1) if latest else None
+
+
+def check_as_of_date(orders: DataFrame, as_of_date: dt.date) -> None:
+    first = orders.agg(F.min("invoice_date")).first()[0]
+    if first is not None and as_of_date <= first:
+        raise ConfigError("as_of_date", f"{as_of_date} is not after the first invoice ({first}); "
+                                        "choose a date after it, or 'auto'")
+
+
+def customer_features(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    """One row per customer with a valid line before `as_of_date` (any line: goods or not)."""
+    customer_lines = orders.where(F.col("has_customer") & (F.col("invoice_date") < F.lit(as_of_date)))
+    goods = F.col("is_product")
+    purchase = goods & ~F.col("is_cancellation")
+    returned = goods & F.col("is_cancellation")
+    # Sums stay exact decimals until the end: totals are the same whatever the row order.
+    amount = F.col("line_amount")
+    per_customer = customer_lines.groupBy("customer_id").agg(
+        F.countDistinct(F.when(purchase, F.col("invoice_no"))).alias("frequency"),
+        F.coalesce(F.sum(F.when(purchase, amount)), F.lit(0)).cast("double").alias("gross_revenue"),
+        F.coalesce(-F.sum(F.when(returned, amount)), F.lit(0)).cast("double").alias("returns_value"),
+        F.min(F.when(purchase, F.col("invoice_date"))).alias("_first_purchase"),
+        F.max(F.when(purchase, F.col("invoice_date"))).alias("_last_purchase"),
+        F.min("invoice_date").alias("_first_activity"),
+        F.max("invoice_date").alias("_last_activity"),
+        F.countDistinct(F.when(purchase, F.col("invoice_date"))).alias("_purchase_days"),
+        F.countDistinct(F.when(purchase, F.col("stock_code"))).alias("distinct_products"),
+        F.coalesce(F.sum(F.when(goods, amount)), F.lit(0)).cast("double").alias("_net_revenue"),
+    )
+    country_rank = Window.partitionBy("customer_id").orderBy(F.desc("lines"), "country")
+    main_country = (customer_lines.groupBy("customer_id", "country").agg(F.count("*").alias("lines"))
+                    .withColumn("_rank", F.row_number().over(country_rank))
+                    .where("_rank = 1").select("customer_id", F.col("country").alias("main_country")))
+    as_of = F.lit(as_of_date)
+    first = F.coalesce("_first_purchase", "_first_activity")
+    last = F.coalesce("_last_purchase", "_last_activity")
+    span = F.datediff("_last_purchase", "_first_purchase").cast("double")
+    return (
+        per_customer.join(main_country, "customer_id")
+        .select(
+            "customer_id",
+            F.datediff(as_of, last).alias("recency_days"),
+            "frequency",
+            F.col("_net_revenue").alias("monetary"),
+            "gross_revenue",
+            "returns_value",
+            F.when(F.col("frequency") > 0, F.col("gross_revenue") / F.col("frequency")).otherwise(0.0)
+            .alias("avg_order_value"),
+            first.alias("first_purchase_date"),
+            last.alias("last_purchase_date"),
+            F.datediff(as_of, first).alias("tenure_days"),
+            "distinct_products",
+            F.when(F.greatest("gross_revenue", "returns_value") > 0,
+                   F.col("returns_value") / F.greatest("gross_revenue", "returns_value")).otherwise(0.0)
+            .alias("return_rate"),
+            F.when(F.col("_purchase_days") > 1, span / (F.col("_purchase_days") - 1))
+            .otherwise(F.datediff(as_of, last).cast("double")).alias("avg_days_between_orders"),
+            "main_country",
+            as_of.cast("date").alias("as_of_date"),
+        )
+    )

@@ -1,0 +1,118 @@
+"""Business insight tables in gold: pure DataFrame transforms over silver orders and features.
+
+Revenue here follows the same rule as `monetary` (goods only, net of cancellations and returns,
+before the reference date) and includes guest checkouts, which have no customer but are sales.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from ..core.tables import table
+from .features import counted_lines
+
+TOP_PRODUCTS = table("top_products").options["limit"]
+TOP_CUSTOMERS = table("top_customers").options["limit"]
+CONCENTRATION_PERCENTS = tuple(table("revenue_concentration").options["percents"])
+
+
+def monthly_revenue(orders: DataFrame, features: DataFrame, as_of_date: dt.date) -> DataFrame:
+    lines = counted_lines(orders, as_of_date).withColumn("month", F.trunc("invoice_date", "month"))
+    purchase = ~F.col("is_cancellation")
+    amount = F.col("line_amount")
+    new = (features.where(F.col("frequency") > 0)
+           .groupBy(F.trunc("first_purchase_date", "month").alias("month")).agg(F.count("*").alias("new_customers")))
+    return (lines.groupBy("month").agg(
+        _revenue(F.sum(amount)).alias("net_revenue"),
+        _revenue(F.sum(F.when(purchase, amount))).alias("gross_revenue"),
+        _revenue(-F.sum(F.when(~purchase, amount))).alias("returns_value"),
+        F.countDistinct(F.when(purchase, F.col("invoice_no"))).alias("orders"),
+        F.countDistinct(F.when(purchase, F.col("customer_id"))).alias("active_customers"),
+    ).join(new, "month", "left").fillna(0, ["new_customers"])
+        .withColumn("as_of_date", F.lit(as_of_date)).orderBy("month"))
+
+
+def _revenue(decimal_sum):
+    """Exact decimal sum -> double (0 when there is nothing to sum)."""
+    return F.coalesce(decimal_sum, F.lit(0)).cast("double")
+
+
+def _with_share(df: DataFrame) -> DataFrame:
+    """Each row's share of the total net revenue; undefined (null) when the total is not positive."""
+    total = F.sum(F.col("net_revenue").cast("decimal(24,4)")).over(Window.partitionBy()).cast("double")
+    return df.withColumn("share_of_revenue", F.when(total > 0, F.col("net_revenue") / total))
+
+
+def revenue_by_weekday(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    lines = counted_lines(orders, as_of_date)
+    grouped = lines.groupBy(
+        ((F.dayofweek("invoice_date") + 5) % 7 + 1).alias("weekday_number"),
+        F.date_format("invoice_date", "EEEE").alias("weekday"),
+    ).agg(_revenue(F.sum("line_amount")).alias("net_revenue"),
+          F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
+    return _with_share(grouped).withColumn("as_of_date", F.lit(as_of_date)).orderBy("weekday_number")
+
+
+def revenue_by_country(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    lines = counted_lines(orders, as_of_date)
+    grouped = lines.groupBy("country").agg(
+        _revenue(F.sum("line_amount")).alias("net_revenue"),
+        F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"),
+        F.countDistinct("customer_id").alias("customers"))
+    return _with_share(grouped).withColumn("as_of_date", F.lit(as_of_date)).orderBy(F.desc("net_revenue"))
+
+
+def top_products(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    lines = counted_lines(orders, as_of_date).where(F.col("stock_code").isNotNull())
+    description_rank = Window.partitionBy("stock_code").orderBy(F.desc("n"), "description")
+    descriptions = (lines.where(F.col("description") != "").groupBy("stock_code", "description")
+                    .agg(F.count("*").alias("n"))
+                    .withColumn("r", F.row_number().over(description_rank)).where("r = 1")
+                    .select("stock_code", "description"))
+    per_product = lines.groupBy("stock_code").agg(
+        F.sum("quantity").cast("long").alias("quantity_sold"),
+        _revenue(F.sum("line_amount")).alias("net_revenue"),
+        F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
+    everyone = Window.partitionBy(F.lit(1))
+    ranked = (per_product.join(descriptions, "stock_code", "left")
+              .withColumn("rank_by_quantity",
+                          F.row_number().over(everyone.orderBy(F.desc("quantity_sold"), "stock_code")))
+              .withColumn("rank_by_revenue",
+                          F.row_number().over(everyone.orderBy(F.desc("net_revenue"), "stock_code"))))
+    return (ranked.where((F.col("rank_by_quantity") <= TOP_PRODUCTS) | (F.col("rank_by_revenue") <= TOP_PRODUCTS))
+            .withColumn("as_of_date", F.lit(as_of_date)).orderBy("rank_by_revenue"))
+
+
+def top_customers(features: DataFrame) -> DataFrame:
+    order = Window.partitionBy(F.lit(1)).orderBy(F.desc("monetary"), "customer_id")
+    return (features.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= TOP_CUSTOMERS)
+            .select("rank", "customer_id", "monetary", "frequency", "main_country", "last_purchase_date",
+                    "as_of_date").orderBy("rank"))
+
+
+def lost_customers_monthly(features: DataFrame, as_of_date: dt.date) -> DataFrame:
+    month = F.trunc("last_purchase_date", "month")
+    return (features.where(F.col("frequency") > 0).groupBy(month.alias("month"))
+            .agg(F.count("*").alias("customers_lost"),
+                 F.sum(F.col("monetary").cast("decimal(24,4)")).cast("double").alias("their_net_revenue"))
+            .withColumn("days_since_month_end", F.datediff(F.lit(as_of_date), F.last_day("month")))
+            .withColumn("as_of_date", F.lit(as_of_date)).orderBy("month"))
+
+
+def revenue_concentration(features: DataFrame, as_of_date: dt.date) -> DataFrame:
+    order = Window.partitionBy(F.lit(1)).orderBy(F.desc("monetary"), "customer_id")
+    ranked = features.select(F.col("monetary").cast("decimal(24,4)").alias("monetary"),
+                             F.row_number().over(order).alias("rank"),
+                             F.count("*").over(Window.partitionBy(F.lit(1))).alias("n"))
+    percents = ranked.sparkSession.createDataFrame([(p,) for p in CONCENTRATION_PERCENTS], "top_percent int")
+    group_size = F.ceil(F.col("n") * F.col("top_percent") / 100)
+    return (ranked.crossJoin(F.broadcast(percents))
+            .groupBy("top_percent").agg(
+                F.max(group_size).cast("long").alias("customers"),
+                F.when(F.sum("monetary") > 0,
+                       F.sum(F.when(F.col("rank") <= group_size, F.col("monetary"))).cast("double")
+                       / F.sum("monetary").cast("double")).alias("share_of_net_revenue"))
+            .withColumn("as_of_date", F.lit(as_of_date)).orderBy("top_percent"))

@@ -1,0 +1,1 @@
+"""Bronze: landing files, read through a source profile, into bronze tables exactly once."""

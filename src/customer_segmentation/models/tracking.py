@@ -1,0 +1,103 @@
+"""MLflow wiring: the workspace and Unity Catalog on Databricks, a sqlite store under .local/ elsewhere."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+from ..core.settings import Settings, on_databricks
+
+CHAMPION_ALIAS = "champion"
+# Which task opened a top-level run: "train" (the model search) or "publish" (the report figures).
+TASK_TAG = "customer_segmentation.task"
+_STORE_LOCK = threading.Lock()
+
+
+def tracking_uri(settings: Settings) -> str:
+    return "databricks" if on_databricks() else f"sqlite:///{settings.mlflow_dir / 'mlflow.db'}"
+
+
+def ui_command(settings: Settings) -> str:
+    return f".venv/bin/mlflow ui --backend-store-uri {tracking_uri(settings)} --port 5000"
+
+
+def configure(settings: Settings):
+    """Point MLflow at the right stores and return the experiment id (created if missing)."""
+    import mlflow
+
+    _quiet()
+    mlflow.set_tracking_uri(tracking_uri(settings))
+    if on_databricks():
+        mlflow.set_registry_uri("databricks-uc")
+    else:
+        create_local_store(settings.mlflow_dir)
+        mlflow.set_registry_uri(tracking_uri(settings))
+    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        artifact_location = None if on_databricks() else (settings.mlflow_dir / "artifacts").as_uri()
+        experiment_id = mlflow.create_experiment(settings.experiment_name, artifact_location=artifact_location)
+    else:
+        experiment_id = experiment.experiment_id
+    # Active experiment, so nested runs land next to their parent.
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def end_orphaned_runs(experiment_id: str) -> int:
+    """Mark runs left RUNNING by an interrupted training as KILLED (the job never runs twice at once)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    orphans = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    for run in orphans:
+        client.set_tag(run.info.run_id, "ended_by", "a later training: the run was interrupted")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return len(orphans)
+
+
+def _quiet() -> None:
+    os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+    for noisy in ("mlflow", "alembic", "py4j"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def create_local_store(folder: Path) -> None:
+    """Create the sqlite store beside its final name, then rename it: a process killed while MLflow
+    builds its schema leaves only a temporary file, never a half-built store."""
+    import mlflow
+
+    _quiet()
+    with _STORE_LOCK:
+        store = folder / "mlflow.db"
+        if store.exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob("mlflow.db.building-*"):
+            leftover.unlink()
+        building = folder / f"mlflow.db.building-{os.getpid()}"
+        mlflow.MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
+        os.replace(building, store)
+
+
+def create_local_store_in_background(folder: Path) -> None:
+    """Start building the local store (about 2 s of Python) while Spark works; training waits for it
+    if it is not done, and builds it itself, reporting any error, if this attempt failed."""
+    def attempt() -> None:
+        with contextlib.suppress(Exception):
+            create_local_store(folder)
+
+    threading.Thread(target=attempt, name="mlflow-store", daemon=True).start()
+
+
+def champion_uri(settings: Settings) -> str:
+    return f"models:/{settings.model_name}@{CHAMPION_ALIAS}"
+
+
+def download_run_artifacts(run_id: str, path: str, destination: Path) -> Path:
+    import mlflow
+
+    destination.mkdir(parents=True, exist_ok=True)
+    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=str(destination)))

@@ -1,0 +1,1 @@
+"""Publish: every customer scored with the champion, segments named and profiled, history and views."""

@@ -1,0 +1,82 @@
+"""Task `publish`: score every customer with the champion, name and profile the segments, keep history."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from ..core.delta import create_table_if_missing, drop_if_columns_changed, overwrite_tables, rows_in_last_commit
+from ..core.settings import Settings
+from ..core.tables import table
+from ..models import tracking
+from ..models.segment_statistics import name_segments
+from . import figures, segment_mix
+from .segment_profiles import preferred_categories, segment_names_frame, segment_profiles
+from .views import view_statements
+
+
+def _log_report_figures(spark: SparkSession, settings: Settings, model_version: str, as_of_date) -> None:
+    """Draw the report's own figures once and keep them in MLflow; the report embeds these files."""
+    import mlflow
+
+    with mlflow.start_run(run_name=f"publish as of {as_of_date}",
+                          tags={tracking.TASK_TAG: "publish", "model_version": str(model_version)}):
+        mlflow.log_params({"as_of_date": str(as_of_date), "model_name": settings.model_name,
+                           "model_version": str(model_version), "job_run_id": settings.run_id})
+        with tempfile.TemporaryDirectory() as tmp:
+            figures.draw_report_figures(spark, settings, Path(tmp))
+            mlflow.log_artifacts(tmp, "report_figures")
+
+
+def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    import mlflow
+
+    tables = settings.tables
+    sources = settings.sources_in_use
+    tracking.configure(settings)
+    version = mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, tracking.CHAMPION_ALIAS)
+    model = mlflow.spark.load_model(tracking.champion_uri(settings), dfs_tmpdir=settings.model_staging)
+    features = spark.table(tables.customer_features)
+    scored = (model.transform(features).select(*features.columns, F.col("segment_id").cast("int"))
+              .cache())
+    try:
+        names = name_segments(scored)
+        as_of_date = features.select("as_of_date").first()[0]
+        rfm = spark.table(tables.rfm_segments).select("customer_id", "rfm_segment")
+        lineage = [F.lit(settings.model_name).alias("model_name"), F.lit(str(version.version)).alias("model_version")]
+        segments = (scored.select("customer_id", "segment_id", "as_of_date")
+                    .join(segment_names_frame(spark, names), "segment_id")
+                    .join(rfm, "customer_id", "left")
+                    .select("*", *lineage, F.lit(version.run_id).alias("training_run_id")))
+        built = {"customer_segments": segments}
+        preferred = None
+        if "products" in sources:
+            named = segments.select("customer_id", "segment_id", "segment_name", "as_of_date")
+            categories = segment_mix.segment_categories(
+                segment_mix.category_lines(spark.table(tables.orders), spark.table(tables.products), as_of_date),
+                named)
+            preferred = preferred_categories(categories)
+            built["segment_categories"] = categories
+        if "customers" in sources:
+            built["segment_attributes"] = segment_mix.segment_attributes(
+                scored.join(segment_names_frame(spark, names), "segment_id"))
+        built["segment_profiles"] = segment_profiles(scored, rfm, names, preferred).select(
+            "*", *lineage, F.lit(as_of_date).alias("as_of_date"))
+        drop_if_columns_changed(spark, tables.segment_profiles, table("segment_profiles").spec(sources))
+        written = overwrite_tables(spark, {getattr(tables, name): (df, table(name).spec(sources))
+                                           for name, df in built.items()})
+        history_spec = table("segment_history").spec()
+        create_table_if_missing(spark, tables.segment_history, history_spec)
+        history = spark.table(tables.customer_segments).select(*history_spec.names)
+        # One snapshot per as_of_date, replaced atomically: readers never see half of one.
+        history.writeTo(tables.segment_history).overwrite(F.col("as_of_date") == F.lit(as_of_date))
+        written[tables.segment_history] = rows_in_last_commit(spark, tables.segment_history)
+        for statement in view_statements(settings):
+            spark.sql(statement)
+        _log_report_figures(spark, settings, version.version, as_of_date)
+        return written
+    finally:
+        scored.unpersist()

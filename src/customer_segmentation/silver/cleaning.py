@@ -1,0 +1,37 @@
+"""How silver reads raw values: blanks, customer ids, product codes, timestamps (pure Column functions).
+
+One definition of each, used for orders, for the optional sources and wherever a raw value is read
+again (the report's count of customers seen only on rejected lines).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from ..core.rules import CleaningRules
+
+
+def is_blank(column: Column) -> Column:
+    return column.isNull() | (F.trim(column) == "")
+
+
+def clean_customer_id(raw: Column, rules: CleaningRules) -> Column:
+    """`17850.0` -> `17850`; empty, `nan`, `none`, `n/a` and the like -> null."""
+    trimmed = F.trim(raw)
+    missing = trimmed.isNull() | F.lower(trimmed).isin(*rules.missing_customer_tokens)
+    integral = F.regexp_extract(trimmed, r"^(\d+)\.0+$", 1)
+    return F.when(missing, F.lit(None).cast("string")).when(integral != "", integral).otherwise(trimmed)
+
+
+def is_product_code(code: Column, rules: CleaningRules) -> Column:
+    upper = F.upper(F.trim(code))
+    service = upper.isin(*rules.non_product_codes)
+    for prefix in rules.non_product_prefixes:
+        service = service | upper.startswith(prefix)
+    return code.isNull() | ~service
+
+
+def parse_timestamp(raw: Column, formats: tuple[str, ...]) -> Column:
+    trimmed = F.trim(raw)
+    return F.coalesce(*[F.try_to_timestamp(trimmed, F.lit(fmt)) for fmt in formats])

@@ -1,0 +1,83 @@
+"""The quarantine kit, shared by orders and the optional sources: the first failing check as the
+reject reason, the exact-duplicate key, duplicate marking, counts per reason and reconciliation.
+
+Every bronze line ends in exactly one of the kept table and the quarantine; `reconcile_counts`
+proves it after every run.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from ..core.delta import row_counts
+from ..core.errors import PipelineError
+
+Check = tuple[str, Column, Column]  # (reject reason, failed?, detail)
+
+
+def first_failure(checks: list[Check]) -> tuple[Column, Column]:
+    """(reason, detail) of the first check that fails, in the order given; null when none does."""
+    reason, detail = F.lit(None).cast("string"), F.lit(None).cast("string")
+    for code, failed, why in reversed(checks):
+        reason = F.when(failed, F.lit(code)).otherwise(reason)
+        detail = F.when(failed, why).otherwise(detail)
+    return reason, detail
+
+
+def content_hash(columns: tuple[str, ...]) -> Column:
+    """Exact-duplicate key: every given field as it arrived (null and empty kept apart)."""
+    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(F.col(c), F.lit("\u0000")) for c in columns]), 256)
+
+
+def mark_duplicates(classified: DataFrame, existing: DataFrame | None = None) -> DataFrame:
+    """Reject valid lines that repeat an earlier valid line exactly: in `classified`, or in
+    `existing` (lines already kept, with `_content_hash`, `_line_id` and `_source_file`).
+
+    Earlier means: already kept, else first by ingestion time, file and line id. A line already
+    kept under its own id is not its own duplicate, so a replayed batch changes nothing.
+    """
+    valid = F.col("reject_reason").isNull()
+    # Valid lines first within a hash, so a line's occurrence counts only valid lines before it.
+    # The window comes before the join, partitioned by the hash alone: its sort then also serves
+    # the join, and the batch is shuffled and sorted once.
+    order = Window.partitionBy("_content_hash").orderBy(valid.desc(), "_ingested_at", "_source_file", "_line_id")
+    marked = classified.select("*", F.row_number().over(order).alias("_occurrence"),
+                               F.first("_source_file").over(order).alias("_first_file"))
+    if existing is None:
+        marked = marked.withColumn("_seen_line_id", F.lit(None).cast("string")).withColumn(
+            "_seen_file", F.lit(None).cast("string"))
+    else:
+        first_seen = (existing.select("_content_hash", F.col("_line_id").alias("_seen_line_id"),
+                                      F.col("_source_file").alias("_seen_file"))
+                      .dropDuplicates(["_content_hash"]))
+        marked = marked.join(first_seen, "_content_hash", "left")
+    kept_before = valid & F.col("_seen_line_id").isNotNull() & (F.col("_seen_line_id") != F.col("_line_id"))
+    repeated = valid & F.col("_seen_line_id").isNull() & (F.col("_occurrence") > 1)
+    # The same words whether the kept line came in this batch or an earlier one, so landing files
+    # in batches gives the same quarantine as landing them at once.
+    kept_from = F.when(kept_before, F.col("_seen_file")).when(repeated, F.col("_first_file"))
+    return (marked
+            .withColumn("reject_detail", F.when(kept_from.isNotNull(), F.concat(
+                F.lit("exact duplicate of a line kept from "), kept_from)).otherwise(F.col("reject_detail")))
+            .withColumn("reject_reason", F.when(kept_from.isNotNull(), F.lit("duplicate_line"))
+                        .otherwise(F.col("reject_reason")))
+            .drop("_seen_line_id", "_seen_file", "_occurrence", "_first_file"))
+
+
+def rejects_by_reason(marked: DataFrame) -> tuple[int, dict[str, int]]:
+    """Lines in `marked`, and how many were rejected for each reason (one Spark job)."""
+    counts = marked.groupBy("reject_reason").count().collect()
+    return (sum(r["count"] for r in counts),
+            {r["reject_reason"]: r["count"] for r in counts if r["reject_reason"] is not None})
+
+
+def reconcile_counts(spark: SparkSession, bronze_table: str, kept_table: str, quarantine_table: str) -> dict[str, int]:
+    """Every line of `bronze_table` is in exactly one of `kept_table` and `quarantine_table`;
+    anything else is a bug. Returns the three tables' row counts."""
+    counts = row_counts(spark, [bronze_table, kept_table, quarantine_table])
+    bronze, kept, quarantine = (counts.get(name, 0) for name in (bronze_table, kept_table, quarantine_table))
+    if bronze != kept + quarantine:
+        raise PipelineError(f"reconciliation failed: {bronze_table} has {bronze:,} lines, {kept_table} {kept:,} "
+                            f"+ {quarantine_table} {quarantine:,} = {kept + quarantine:,}")
+    return counts

@@ -1,0 +1,73 @@
+"""Task `silver`: new bronze lines into silver.orders or silver.orders_quarantine, and the optional
+sources in use into silver.<source> or silver.<source>_quarantine.
+
+Bronze transactions are read as a Delta stream (checkpointed), so each run handles only new
+lines, each micro-batch written exactly once. A line is a duplicate only if its content equals an
+earlier line with a different identity, which keeps a replayed batch from calling its own lines
+duplicates. The optional sources are small (a row per customer, month or product), so they are
+rebuilt from bronze in one atomic overwrite per run rather than streamed: a rerun gives the same rows.
+"""
+
+from __future__ import annotations
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from ..core.delta import (
+    append_exactly_once,
+    create_table_if_missing,
+    ensure_schemas,
+    process_stream,
+    row_counts,
+    table_version,
+)
+from ..core.rules import cleaning_rules
+from ..core.settings import Settings
+from ..ingest.source_profiles import load_profile
+from . import orders, sources
+from .quarantine import mark_duplicates, reconcile_counts
+
+MAX_BRONZE_FILES_PER_BATCH = 200
+
+
+def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    """New bronze transaction lines -> silver.orders or silver.orders_quarantine, then reconcile."""
+    tables = settings.tables
+    profile = load_profile(settings.source_profile)
+    rules = cleaning_rules()
+    before = row_counts(spark, [tables.orders, tables.orders_quarantine])
+    ensure_schemas(spark, settings)
+    for name, spec in ((tables.orders, orders.ORDERS), (tables.orders_quarantine, orders.QUARANTINE),
+                       (tables.quality_log, orders.QUALITY_LOG)):
+        create_table_if_missing(spark, name, spec)
+
+    def write_batch(batch: DataFrame, batch_id: int) -> None:
+        # Compare with silver as it was before this batch, and classify once: the three writes
+        # below must see the same classification. Kept on local disk, not in the heap: a large
+        # batch in memory costs several times the garbage collection (BENCHMARKS.md).
+        existing = spark.sql(f"SELECT _content_hash, _line_id, _source_file FROM {tables.orders} "
+                             f"VERSION AS OF {table_version(spark, tables.orders)}")
+        marked = mark_duplicates(orders.classify(batch, profile, settings, rules), existing).localCheckpoint(
+            eager=True, storageLevel=StorageLevel.DISK_ONLY)
+        try:
+            for rows, target in ((orders.to_orders(marked), tables.orders),
+                                 (orders.to_quarantine(marked), tables.orders_quarantine),
+                                 (orders.quality_row(marked, settings.run_id, batch_id), tables.quality_log)):
+                append_exactly_once(rows, target, batch, batch_id)
+        finally:
+            marked.unpersist()
+
+    stream = spark.readStream.option("maxFilesPerTrigger", MAX_BRONZE_FILES_PER_BATCH).table(tables.transactions_raw)
+    process_stream(stream, settings.checkpoint(tables.orders), write_batch)
+    after = reconcile_counts(spark, tables.transactions_raw, tables.orders, tables.orders_quarantine)
+    return {name: after[name] - before.get(name, 0) for name in (tables.orders, tables.orders_quarantine)}
+
+
+def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
+    written = clean_orders(spark, settings)
+    tables = settings.tables
+    for source in settings.sources_in_use:
+        written.update(sources.clean_source(spark, source, getattr(tables, f"{source}_raw"), getattr(tables, source),
+                                            getattr(tables, f"{source}_quarantine"), tables.source_quality,
+                                            settings.run_id))
+    return written
