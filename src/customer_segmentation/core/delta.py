@@ -50,15 +50,21 @@ def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> 
 
 
 def _remove_uncommitted_leftover(spark: SparkSession, name: str, error: Exception) -> bool:
-    """Local warehouse only: a process killed while creating a table can leave its folder behind
-    with no Delta commit in it. Nothing was ever committed there, so removing it loses nothing."""
+    """Local warehouse only: a process killed while creating a table can leave its folder behind,
+    unregistered in the metastore, with no commit or only Delta's creation commit (maybe cut off)
+    in it. No rows were ever committed there, so removing it loses nothing."""
     if "not a Delta table" not in str(error) or not name.startswith("spark_catalog."):
         return False
     _, schema, table = name.split(".")
     warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
     folder = Path(warehouse) / f"{schema}.db" / table
-    if not folder.is_dir() or any((folder / "_delta_log").glob("*.json")):
+    if not folder.is_dir():
         return False
+    commits = sorted((folder / "_delta_log").glob("*.json"))
+    if [c.name for c in commits] not in ([], ["00000000000000000000.json"]):
+        return False
+    if commits and '"add"' in commits[0].read_text(encoding="utf-8", errors="replace"):
+        return False  # the first commit added data: not a leftover of creating an empty table
     shutil.rmtree(folder)
     return True
 
