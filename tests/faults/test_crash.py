@@ -70,9 +70,22 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
         output = _kill_during(task, _command(landing, state, start_at), delay)
         interrupted.append((task, output[-1]))
         assert any(line.startswith(f"[{task}] started") for line in output), output[-5:]
-    final = subprocess.run(_command(landing, state, JOB_ORDER[-1]), cwd=REPO, capture_output=True, text=True,
-                           timeout=600)
-    assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
+    # The last run has company: a second run on the same state, started while it works, is refused at
+    # once and changes nothing; the first ends as if it were alone (the comparison below).
+    final = subprocess.Popen(_command(landing, state, JOB_ORDER[-1]), cwd=REPO, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    output = []
+    for line in final.stdout:
+        output.append(line)
+        if line.startswith(f"[{JOB_ORDER[-1]}] started"):
+            second = subprocess.run(_command(landing, state, JOB_ORDER[0]), cwd=REPO, capture_output=True,
+                                    text=True, timeout=120)
+            break
+    output += final.stdout.readlines()
+    assert final.wait(timeout=600) == 0, "".join(output)[-3000:]
+    assert second.returncode == 2 and second.stdout == "", second.stdout + second.stderr
+    [refusal] = second.stderr.strip().splitlines()
+    assert refusal.startswith(f"error: the local state {state.resolve()} is in use by another run (pid "), refusal
 
     killed_tables = _tables_by_path(spark, state, Settings())
     reference_tables = snapshot(spark.table, reference.tables.delta_tables(), [])

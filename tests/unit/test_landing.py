@@ -3,20 +3,29 @@
 import json
 
 import pytest
+import yaml
 from pyspark.sql import functions as F
 
 from customer_segmentation.ingest.lines import parse_lines
-from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
+from customer_segmentation.ingest.source_profiles import PROFILE_DIR, TRANSACTIONS, load_profile, parse_profile
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 
 
-def bronze_rows(spark, files: dict[str, list[str]], profile=None):
-    lines = [(line, name) for name, content in files.items() for line in content]
-    df = spark.createDataFrame(lines, "value string, _source_file string").withColumn(
-        "_ingested_at", F.current_timestamp())
+def bronze_rows(spark, files: dict[str, list], profile=None):
+    """files: name -> lines, as text or as the bytes the reader would give (Spark keeps them as they are)."""
+    lines = [(bytearray(line if isinstance(line, bytes) else line.encode()), name)
+             for name, content in files.items() for line in content]
+    df = (spark.createDataFrame(lines, "value binary, _source_file string")
+          .withColumn("value", F.col("value").cast("string")).withColumn("_ingested_at", F.current_timestamp()))
     rows = parse_lines(df, profile or load_profile("uci"), TRANSACTIONS).orderBy("_source_file", "_raw_line")
     return [r.asDict() for r in rows.collect()]
+
+
+def uci_with(**keys):
+    """The built-in UCI profile with some keys changed."""
+    document = yaml.safe_load((PROFILE_DIR / "uci.yaml").read_text(encoding="utf-8"))
+    return parse_profile({**document, **keys}, TRANSACTIONS, "uci_variant.yaml")
 
 
 def test_header_is_not_data_and_fields_map_by_name(spark):
@@ -57,7 +66,8 @@ def test_extra_column_is_rescued_not_lost(spark):
     ("536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0", "7 fields where the layout has 8"),
     ("536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,UK,extra", "9 fields where the layout has 8"),
     ('536365,85123A,"HEART,6,2010-12-01 08:26:00,2.55,17850.0,UK', "unbalanced quotes"),
-    ("536365,85123A,H\ufffdRT,6,2010-12-01 08:26:00,2.55,17850.0,UK", "not valid UTF-8 text"),
+    ("536365,85123A,H\ufffdRT,6,2010-12-01 08:26:00,2.55,17850.0,UK",
+     "replacement character U+FFFD at character 15: the text was damaged before it arrived"),
 ])
 def test_malformed_lines_say_why(spark, line, reason):
     rows = bronze_rows(spark, {"d.csv": [HEADER, line]})
@@ -95,3 +105,62 @@ def test_identical_lines_get_distinct_stable_ids(spark):
     again = bronze_rows(spark, {"g.csv": [HEADER, line, line]})
     assert len({r["_line_id"] for r in first}) == 2
     assert {r["_line_id"] for r in first} == {r["_line_id"] for r in again}
+
+
+def test_invalid_utf8_never_reaches_a_string_column_and_its_bytes_are_kept(spark):
+    line = b"536365,85123A,WHITE \xff\xfeHEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"
+    [row] = bronze_rows(spark, {"a.csv": [HEADER, line]})
+    assert row["_malformed"].startswith("byte 20 (0xFF) is not valid UTF-8")
+    assert bytes(row["_raw_bytes"]) == line, "the line byte for byte"
+    assert row["_raw_line"] == line.decode("utf-8", errors="replace")
+    assert all(v.encode("utf-8") for v in row.values() if isinstance(v, str)), "every string is valid UTF-8"
+
+
+def test_the_byte_offset_counts_bytes_of_the_valid_text_before_it(spark):
+    line = "536365,85123A,CAFÉ ".encode() + b"\xc3(" + b",6,2010-12-01 08:26:00,2.55,17850.0,UK"
+    [row] = bronze_rows(spark, {"a.csv": [HEADER, line]})
+    assert row["_malformed"].startswith("byte 20 (0xC3) is not valid UTF-8"), row["_malformed"]
+
+
+def test_a_nul_byte_is_quarantined_and_kept_out_of_the_text(spark):
+    line = b"536365,85123A,HEART\x00,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"
+    [row] = bronze_rows(spark, {"a.csv": [HEADER, line]})
+    assert row["_malformed"].startswith("NUL byte at character 19")
+    assert "\u0000" not in row["_raw_line"] and "\u0000" not in row["description"]
+    assert bytes(row["_raw_bytes"]) == line
+
+
+@pytest.mark.parametrize("encoding", ["windows-1252", "latin-1"])
+def test_a_profile_names_a_single_byte_encoding(spark, encoding):
+    profile = uci_with(encoding=encoding)
+    text = "536365,85123A,CAFÉ SIGN £3,6,2010-12-01 08:26:00,2.55,17850.0,España"
+    [row] = bronze_rows(spark, {"a.csv": [HEADER.encode(encoding), text.encode(encoding)]}, profile)
+    assert (row["description"], row["country"], row["_malformed"]) == ("CAFÉ SIGN £3", "España", None)
+    if encoding == "windows-1252":
+        [euro] = bronze_rows(spark, {"b.csv": [HEADER.encode(encoding), text.replace("£", "€").encode(encoding)]},
+                             profile)
+        assert euro["description"] == "CAFÉ SIGN €3", "0x80 is the euro sign in Windows-1252"
+
+
+def test_a_utf16_line_is_decoded_when_the_profile_says_so(spark):
+    profile = parse_profile({"encoding": "utf-16", "columns": {"InvoiceNo": "invoice_no", "Quantity": "quantity",
+                                                               "InvoiceDate": "invoice_date", "UnitPrice": "unit_price",
+                                                               "CustomerID": "customer_id"}}, TRANSACTIONS, "u.yaml")
+    header = "\ufeffInvoiceNo,Quantity,InvoiceDate,UnitPrice,CustomerID\r"
+    [row] = bronze_rows(spark, {"u.csv": [header.encode("utf-16-le"),
+                                          "536365,6,2010-12-01 08:26:00,2.55,17850.0\r".encode("utf-16-le")]}, profile)
+    assert (row["invoice_no"], row["customer_id"], row["_malformed"]) == ("536365", "17850.0", None)
+
+
+def test_escapes_in_the_text_stay_text(spark):
+    line = "536365,85123A,HEART \\ud800 \\u0000,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"
+    [row] = bronze_rows(spark, {"a.csv": [HEADER, line]})
+    assert row["_malformed"] is None and row["description"] == "HEART \\ud800 \\u0000", "never decoded as escapes"
+
+
+def test_a_file_has_the_same_fingerprint_under_another_name_and_line_order(spark):
+    lines = [HEADER, "1,2,3,4,5,6,7,8", "1,2,3,4,5,6,7,9", "1,2,3,4,5,6,7,9"]
+    rows = bronze_rows(spark, {"a.csv": lines, "b.csv": [lines[0]] + lines[:0:-1], "c.csv": lines[:3]})
+    fingerprints = {r["_source_file"]: r["_file_fingerprint"] for r in rows}
+    assert fingerprints["a.csv"] == fingerprints["b.csv"] != fingerprints["c.csv"]
+    assert len({(r["_source_file"], r["_file_fingerprint"]) for r in rows}) == 3, "one fingerprint per file"

@@ -7,7 +7,8 @@ from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_prof
 
 def test_builtin_uci_profile():
     profile = load_profile("uci")
-    assert profile.header and profile.delimiter == ","
+    assert profile.header and profile.delimiter == "," and profile.encoding == "utf-8"
+    assert profile.key == tuple(c for c in TRANSACTIONS.columns if profile.source_for(c)), "the whole line"
     assert profile.source_for("customer_id") == "CustomerID"
     assert profile.source_columns[0] == "InvoiceNo"
 
@@ -25,6 +26,7 @@ def test_profile_from_file_with_aliases(tmp_path):
     assert profile.source_columns == ("day", "client", "qty", "total", "note")
     assert profile.source_for("invoice_no") is None
     assert profile.timestamp_formats == ("dd/MM/yyyy",)
+    assert profile.key is None, "no line identity unless the profile states one"
 
 
 @pytest.mark.parametrize("document, message", [
@@ -37,6 +39,10 @@ def test_profile_from_file_with_aliases(tmp_path):
     ({"columns": {"a": "quantity"}, "header": "yes"}, "true or false"),
     ({"columns": []}, "columns must map"),
     (["not", "a", "mapping"], "YAML mapping"),
+    ({**{"columns": {"a": "quantity", "b": "invoice_date", "c": "customer_id", "d": "line_amount"}},
+      "encoding": "ebcdic"}, "encoding 'ebcdic' is not one of latin-1, utf-16be, utf-16le, utf-8, windows-1252"),
+    ({**{"columns": {"a": "quantity", "b": "invoice_date", "c": "customer_id", "d": "line_amount"}},
+      "key": ["invoice_no"]}, "key column 'invoice_no' is not mapped"),
 ])
 def test_invalid_profiles_are_clear_errors(document, message):
     with pytest.raises(ConfigError) as error:

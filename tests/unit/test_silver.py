@@ -233,3 +233,39 @@ def test_processed_at_is_the_instant_whatever_the_drivers_time_zone(spark, monke
         monkeypatch.undo()
         time.tzset()
     assert abs(row["s"] - time.time()) < 120 and row["lines_in"] == 2
+
+
+def test_a_layout_without_line_identity_keeps_identical_lines_and_rejects_a_file_delivered_again(spark):
+    from customer_segmentation.silver.quarantine import mark_redelivered_files
+
+    same = dict(GOOD)
+    later = {"_ingested_at": INGESTED + dt.timedelta(hours=1)}  # the file sent again, an hour later
+    rows = [{**same, "_source_file": "file:/l/day1.csv", "_line_id": "a1", "_file_fingerprint": "F"},
+            {**same, "_source_file": "file:/l/day1.csv", "_line_id": "a2", "_file_fingerprint": "F"},
+            {**same, "_source_file": "file:/l/day1-again.csv", "_line_id": "b1", "_file_fingerprint": "F", **later},
+            {**same, "_source_file": "file:/l/day1-again.csv", "_line_id": "b2", "_file_fingerprint": "F", **later},
+            {**same, "_source_file": "file:/l/day2.csv", "_line_id": "c1", "_file_fingerprint": "G"}]
+    bronze = bronze_frame(spark, rows)
+    classified = classify(bronze, load_profile("uci"), Settings(), cleaning_rules())
+    existing = spark.createDataFrame([("H", "file:/l/day0.csv")], "_file_fingerprint string, _source_file string")
+    marked = {r["_line_id"]: (r["reject_reason"], r["reject_detail"])
+              for r in mark_redelivered_files(classified, existing).collect()}
+    assert marked["a1"] == marked["a2"] == marked["c1"] == (None, None), "two identical purchases stay two"
+    assert marked["b1"] == marked["b2"] == (
+        "duplicate_line", "the same file was already delivered as file:/l/day1.csv")
+    earlier = spark.createDataFrame([("G", "file:/l/day2-first.csv")], "_file_fingerprint string, _source_file string")
+    again = {r["_line_id"]: r["reject_reason"] for r in mark_redelivered_files(classified, earlier).collect()}
+    assert again["c1"] == "duplicate_line", "delivered in an earlier batch"
+
+
+def test_the_key_decides_what_a_duplicate_is(spark):
+    from customer_segmentation.silver.quarantine import content_hash
+
+    rows = [dict(GOOD), {**GOOD, "description": "ANOTHER TEXT"}]
+    bronze = bronze_frame(spark, rows)
+    keyed = bronze.select(content_hash(TRANSACTIONS.columns, ("invoice_no", "stock_code")).alias("h")).collect()
+    full = bronze.select(content_hash(TRANSACTIONS.columns).alias("h")).collect()
+    assert keyed[0]["h"] == keyed[1]["h"] and full[0]["h"] != full[1]["h"]
+    uci = load_profile("uci")
+    everything = bronze.select(content_hash(TRANSACTIONS.columns, uci.key).alias("h")).collect()
+    assert everything == full, "the UCI key is every field: the same hashes as before keys existed"

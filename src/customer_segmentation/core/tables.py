@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
     DataType,
     DateType,
@@ -32,7 +33,7 @@ REGISTRY_FILE = Path(__file__).with_name("tables.yaml")
 LAYERS = ("bronze", "silver", "gold")
 OPTIONAL_SOURCES = ("customers", "engagement", "products")
 _SIMPLE_TYPES = {"string": StringType(), "int": IntegerType(), "bigint": LongType(), "double": DoubleType(),
-                 "boolean": BooleanType(), "date": DateType(), "timestamp": TimestampType()}
+                 "boolean": BooleanType(), "date": DateType(), "timestamp": TimestampType(), "binary": BinaryType()}
 
 
 def parse_type(text: str) -> DataType:

@@ -28,7 +28,12 @@ from ..core.rules import CONFIG_DIR
 from ..core.tables import canonical_columns
 
 PROFILE_DIR = CONFIG_DIR / "profiles"
-PROFILE_KEYS = {"name", "description", "delimiter", "header", "timestamp_formats", "columns", "file_glob"}
+PROFILE_KEYS = {"name", "description", "delimiter", "header", "timestamp_formats", "columns", "file_glob", "encoding",
+                "key"}
+# Encodings a profile may name (`encoding:`), by alias. Lines are split at the encoding's newline.
+ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1", "iso-8859-1": "latin-1",
+             "windows-1252": "windows-1252", "cp1252": "windows-1252", "utf-16": "utf-16le", "utf-16le": "utf-16le",
+             "utf-16be": "utf-16be"}
 DELIMITER_ALIASES = {"tab": "\t", "whitespace": "whitespace", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
@@ -69,6 +74,11 @@ class SourceProfile:
     timestamp_formats: tuple[str, ...]
     file_glob: str | None = None
     description: str = ""
+    encoding: str = "utf-8"
+    # The columns that identify a line: a second line with the same values is a duplicate. None:
+    # the layout cannot tell two purchases apart, so identical lines are separate purchases and
+    # only a file delivered again is a duplicate.
+    key: tuple[str, ...] | None = None
 
     def source_for(self, canonical: str) -> str | None:
         return dict(self.mapping).get(canonical)
@@ -116,6 +126,20 @@ def parse_profile(document: object, spec: SourceSpec, where: str, setting: str =
             missing.append(" or ".join(group))
     if missing:
         raise _fail(setting, where, f"no column is mapped to {', '.join(missing)}")
+    encoding = ENCODINGS.get(str(document.get("encoding", "utf-8")).strip().lower())
+    if encoding is None:
+        raise _fail(setting, where, f"encoding {document.get('encoding')!r} is not one of "
+                                    f"{', '.join(sorted(set(ENCODINGS.values())))}")
+    key = document.get("key")
+    if key is not None:
+        if isinstance(key, str):
+            key = [key]
+        if not isinstance(key, list) or not key or not all(isinstance(c, str) for c in key):
+            raise _fail(setting, where, "key must be a list of canonical columns")
+        unmapped = [c for c in key if c not in mapping]
+        if unmapped:
+            raise _fail(setting, where, f"key column '{unmapped[0]}' is not mapped by columns")
+        key = tuple(c for c in spec.columns if c in key)  # canonical order: the same key, the same hash
     formats = document.get("timestamp_formats", ["yyyy-MM-dd HH:mm:ss"])
     if isinstance(formats, str):
         formats = [formats]
@@ -130,6 +154,8 @@ def parse_profile(document: object, spec: SourceSpec, where: str, setting: str =
         timestamp_formats=tuple(formats),
         file_glob=document.get("file_glob"),
         description=str(document.get("description", "")),
+        encoding=encoding,
+        key=key,
     )
 
 

@@ -36,7 +36,8 @@ def check_landing_folder(path: str, setting: str = "landing_path") -> None:
 
 
 def read_landing_stream(spark: SparkSession, path: str, profile: SourceProfile, schema_location: str) -> DataFrame:
-    """New landing files as text lines with their file path: Auto Loader or the file source."""
+    """New landing files as lines with their file path: Auto Loader or the file source. The text
+    source keeps a line's bytes as they are; `lines.parse_lines` decodes them."""
     if on_databricks():
         reader = (spark.readStream.format("cloudFiles")
                   .option("cloudFiles.format", "text")
@@ -46,9 +47,8 @@ def read_landing_stream(spark: SparkSession, path: str, profile: SourceProfile, 
         # Files in sub-folders are data too (Auto Loader reads them as well).
         reader = (spark.readStream.format("text").option("maxFilesPerTrigger", MAX_FILES_PER_BATCH)
                   .option("recursiveFileLookup", "true"))
-    if profile.file_glob:
-        reader = reader.option("pathGlobFilter", profile.file_glob)
-    return reader.load(path).select("value", F.col("_metadata.file_path").alias("_source_file"))
+    return (reader.options(**lines.reader_options(profile)).load(path)
+            .select("value", F.col("_metadata.file_path").alias("_source_file")))
 
 
 def ingest(spark: SparkSession, landing_path: str, profile: SourceProfile, spec: SourceSpec,

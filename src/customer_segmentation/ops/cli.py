@@ -335,10 +335,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that open the local lakehouse (Spark's metastore, the tables, the MLflow store).
+LOCAL_STATE_COMMANDS = ("run", "task", "report", "sql")
+
+
 def main(argv: list[str] | None = None) -> int:
+    from contextlib import nullcontext
+
+    from ..core.settings import on_databricks
+    from .state_lock import holding
+
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        locking = args.command in LOCAL_STATE_COMMANDS and not on_databricks()
+        with (holding(settings_from_args(args).state_root, " ".join(argv or sys.argv[1:])[:200])
+              if locking else nullcontext()):
+            return args.handler(args)
     except (UserError, PipelineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

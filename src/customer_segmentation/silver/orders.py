@@ -118,7 +118,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
         F.coalesce(F.nullif(F.trim("country"), F.lit("")), F.lit("Unknown")).alias("_country"),
         is_cancellation.alias("_is_cancellation"),
         is_product_code(F.col("stock_code"), rules).alias("_is_product"),
-        content_hash(TRANSACTIONS.columns).alias("_content_hash"),
+        content_hash(TRANSACTIONS.columns, profile.key).alias("_content_hash"),
         "reject_reason",
         "reject_detail",
     )
@@ -153,7 +153,8 @@ def quality_row(marked: DataFrame, run_id: str, batch_id: int) -> DataFrame:
 def preview_orders(spark: SparkSession, settings: Settings) -> DataFrame:
     """The valid order lines the landing folder would give, computed without writing anything."""
     profile = load_profile(settings.source_profile)
-    raw = (spark.read.option("recursiveFileLookup", "true").text(settings.landing_path)
+    raw = (spark.read.option("recursiveFileLookup", "true").options(**lines.reader_options(profile))
+           .text(settings.landing_path)
            .select("value", F.col("_metadata.file_path").alias("_source_file"))
            .withColumn("_ingested_at", F.current_timestamp()))
     classified = classify(lines.parse_lines(raw, profile, TRANSACTIONS), profile, settings, cleaning_rules())

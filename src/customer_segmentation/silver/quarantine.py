@@ -25,9 +25,11 @@ def first_failure(checks: list[Check]) -> tuple[Column, Column]:
     return reason, detail
 
 
-def content_hash(columns: tuple[str, ...]) -> Column:
-    """Exact-duplicate key: every given field as it arrived (null and empty kept apart)."""
-    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(F.col(c), F.lit("\u0000")) for c in columns]), 256)
+def content_hash(columns: tuple[str, ...], key: tuple[str, ...] | None = None) -> Column:
+    """Duplicate key: the given fields as they arrived (null and empty kept apart); with `key`,
+    only its fields count (the others hash as null)."""
+    fields = [F.col(c) if key is None or c in key else F.lit(None) for c in columns]
+    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(f, F.lit("\u0000")) for f in fields]), 256)
 
 
 def mark_duplicates(classified: DataFrame, existing: DataFrame | None = None) -> DataFrame:
@@ -63,6 +65,25 @@ def mark_duplicates(classified: DataFrame, existing: DataFrame | None = None) ->
             .withColumn("reject_reason", F.when(kept_from.isNotNull(), F.lit("duplicate_line"))
                         .otherwise(F.col("reject_reason")))
             .drop("_seen_line_id", "_seen_file", "_occurrence", "_first_file"))
+
+
+def mark_redelivered_files(classified: DataFrame, existing: DataFrame) -> DataFrame:
+    """Reject the valid lines of a file whose lines were all delivered before under another name
+    (the same `_file_fingerprint`): in `existing` (kept lines, with `_file_fingerprint` and
+    `_source_file`) or earlier in `classified` (by ingestion time and file). For layouts without
+    line identity, where identical lines are separate purchases: only a whole file is a duplicate."""
+    valid = F.col("reject_reason").isNull()
+    earlier = Window.partitionBy("_file_fingerprint").orderBy("_ingested_at", "_source_file")
+    delivered = (existing.groupBy("_file_fingerprint").agg(F.min("_source_file").alias("_delivered_as")))
+    marked = (classified.select("*", F.first("_source_file").over(earlier).alias("_first_in_batch"))
+              .join(F.broadcast(delivered), "_file_fingerprint", "left"))
+    first = F.coalesce("_delivered_as", "_first_in_batch")
+    again = valid & (first != F.col("_source_file"))
+    return (marked
+            .withColumn("reject_detail", F.when(again, F.concat(F.lit("the same file was already delivered as "),
+                                                                first)).otherwise(F.col("reject_detail")))
+            .withColumn("reject_reason", F.when(again, F.lit("duplicate_line")).otherwise(F.col("reject_reason")))
+            .drop("_first_in_batch", "_delivered_as"))
 
 
 def rejects_by_reason(marked: DataFrame) -> tuple[int, dict[str, int]]:

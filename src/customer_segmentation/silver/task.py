@@ -25,7 +25,7 @@ from ..core.rules import cleaning_rules
 from ..core.settings import Settings
 from ..ingest.source_profiles import load_profile
 from . import orders, sources
-from .quarantine import mark_duplicates, reconcile_counts
+from .quarantine import mark_duplicates, mark_redelivered_files, reconcile_counts
 
 MAX_BRONZE_FILES_PER_BATCH = 200
 
@@ -45,9 +45,13 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
         # Compare with silver as it was before this batch, and classify once: the three writes
         # below must see the same classification. Kept on local disk, not in the heap: a large
         # batch in memory costs several times the garbage collection (BENCHMARKS.md).
-        existing = spark.sql(f"SELECT _content_hash, _line_id, _source_file FROM {tables.orders} "
+        existing = spark.sql(f"SELECT _content_hash, _line_id, _source_file, _file_fingerprint FROM {tables.orders} "
                              f"VERSION AS OF {table_version(spark, tables.orders)}")
-        marked = mark_duplicates(orders.classify(batch, profile, settings, rules), existing).localCheckpoint(
+        classified = orders.classify(batch, profile, settings, rules)
+        # A layout with line identity: a line repeating a kept one is a duplicate. Without: identical
+        # lines are separate purchases, and only a file delivered again is.
+        marked = (mark_duplicates(classified, existing) if profile.key else
+                  mark_redelivered_files(classified, existing)).localCheckpoint(
             eager=True, storageLevel=StorageLevel.DISK_ONLY)
         try:
             for rows, target in ((orders.to_orders(marked), tables.orders),
