@@ -86,10 +86,11 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
 def code_fingerprint() -> str:
     """A hash of the source of every module of the layers up to gold and of the rule files."""
     digest = hashlib.sha256()
-    files = sorted(f for folder in CODE_FOLDERS for f in (PACKAGE / folder).glob("*.py")) + \
-        [CONFIG_DIR / name for name in RULE_FILES] + [PACKAGE / "core" / "tables.yaml"]
-    for path in files:
-        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0" + path.read_bytes())
+    modules = sorted(f for folder in CODE_FOLDERS for f in (PACKAGE / folder).glob("*.py"))
+    named = [(f.relative_to(PACKAGE).as_posix(), f) for f in [*modules, PACKAGE / "core" / "tables.yaml"]]
+    named += [(f"config/{name}", CONFIG_DIR / name) for name in RULE_FILES]
+    for name, path in named:
+        digest.update(name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
