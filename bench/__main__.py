@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psutil
 
+from customer_segmentation.ops.jobs import JOB_ORDER
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "online-retail" / "by-day"
 WORK = REPO / ".local" / "bench"
@@ -35,6 +37,7 @@ NOT_RUN = {"seconds": None, "peak_rss_gib": "-", "exit_code": None}  # a referen
 # Reading the PSS of a 2-3 GB JVM costs the kernel about 55 ms, with the JVM's memory map locked:
 # five samples a second took a quarter of a core of the two measured and slowed the JVM.
 SAMPLE_SECONDS = 1.0
+TASK_LABELS = [{"gold_features": "gold", "lifetime_value": "ltv"}.get(t, t) for t in JOB_ORDER]
 
 
 def _resident(process: psutil.Process) -> int:
@@ -108,6 +111,11 @@ def run_product(data: Path, size: str, k_max: int) -> dict:
                       "--state-root", str(state), "--k-max", str(k_max), "--no-report"])
     result["tasks"] = {m.group(1): float(m.group(2))
                        for m in re.finditer(r"^\[(\w+)\] done in ([\d.]+) s", result["output"], re.MULTILINE)}
+    # The lifetime-value fit alone (aggregation to distinct summaries included): flat in lines.
+    fit = re.search(r"^\[lifetime_value\] fitted on ([\d,]+) distinct summaries .* in ([\d.]+) s", result["output"],
+                    re.MULTILINE)
+    result["clv_fit"] = {"distinct_summaries": int(fit.group(1).replace(",", "")), "seconds": float(fit.group(2))} \
+        if fit else None
     return result
 
 
@@ -135,13 +143,14 @@ def machine() -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    header = ("| size | lines | product s | task seconds (bronze/silver/gold/train/publish) | product peak GiB "
-              "| s per M lines | naive PySpark s | pandas s | pandas peak GiB | product / naive | product / pandas |")
-    lines = [header, "|" + "---|" * 11]
+    header = (f"| size | lines | product s | task seconds ({'/'.join(TASK_LABELS)}) | lifetime-value fit s "
+              "(distinct summaries) | product peak GiB | s per M lines | naive PySpark s | pandas s | pandas peak GiB "
+              "| product / naive | product / pandas |")
+    lines = [header, "|" + "---|" * 12]
     for r in rows:
         p, n, q = r["product"], r["naive_pyspark"], r["pandas_sklearn"]
-        tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}"
-                         for t in ("bronze", "silver", "gold_features", "train", "publish"))
+        tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}" for t in JOB_ORDER)
+        fit = f"{p['clv_fit']['seconds']:.1f} ({p['clv_fit']['distinct_summaries']:,})" if p.get("clv_fit") else "-"
 
         def seconds(result):
             if result is NOT_RUN:
@@ -149,7 +158,7 @@ def table(rows: list[dict]) -> str:
             return f"{result['seconds']:.0f}" if result["exit_code"] == 0 else f"failed ({result['exit_code']})"
 
         lines.append(
-            f"| {r['size']} | {r['lines']:,} | {seconds(p)} | {tasks} | {p['peak_rss_gib']} | "
+            f"| {r['size']} | {r['lines']:,} | {seconds(p)} | {tasks} | {fit} | {p['peak_rss_gib']} | "
             f"{p['seconds'] / r['lines'] * 1e6:.1f} | {seconds(n)} | {seconds(q)} | {q['peak_rss_gib']} | "
             f"{r['ratio_naive'] or '-'} | {r['ratio_pandas'] or '-'} |")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 # Databricks notebook source
 # MAGIC %md
-# MAGIC # 5 · Publish: named segments for every customer
+# MAGIC # 6 · Publish: named segments for every customer
 # MAGIC
 # MAGIC Loads the model registered as `champion`, scores every customer, names each segment from its
 # MAGIC profile (with a recommended action), and writes `gold.customer_segments`, `gold.segment_profiles`

@@ -1,11 +1,8 @@
--- High-value customers drifting away: in the top 40% by net revenue, no purchase for 90 days or
--- more. Good candidates for a personal win-back.
-WITH ranked AS (
-  SELECT *, percent_rank() OVER (ORDER BY net_revenue) AS revenue_percentile
-  FROM ${gold}.customer_latest_segment
-)
-SELECT customer_id, segment_name, rfm_segment, net_revenue, frequency AS orders, recency_days, last_purchase_date,
-       main_country
-FROM ranked
-WHERE revenue_percentile >= 0.6 AND recency_days >= 90
+-- Valuable customers slipping away: the top fifth by net revenue so far whose chance of buying in
+-- the next 90 days is below even (churn risk 'at risk' or 'likely lost', from the lifetime-value
+-- model). Worth a personal win-back, most valuable first; predicted_clv is what they are still
+-- expected to bring if nothing is done.
+SELECT customer_id, segment_name, churn_risk, p_purchase_90d, predicted_clv, net_revenue, orders, recency_days,
+       last_purchase_date, main_country
+FROM ${gold}.high_value_at_risk
 ORDER BY net_revenue DESC

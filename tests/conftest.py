@@ -63,7 +63,7 @@ def make_settings(tmp_path, session_state):
             bronze_schema=f"{prefix}_bronze", silver_schema=f"{prefix}_silver", gold_schema=f"{prefix}_gold",
             state_root=str(session_state), checkpoint_root=str(tmp_path / f"{prefix}_checkpoints"),
             landing_path=str(tmp_path / "landing" / "transactions"),
-            experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model",
+            experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model", clv_model_name=f"{prefix}_clv",
         )
         values.update(overrides)
         return Settings(**values)
@@ -88,24 +88,14 @@ def synthetic_data(tmp_path_factory) -> Path:
     return out
 
 
-def _settings_for_job(tmp_path_factory, session_state, prefix: str, landing: Path, **overrides):
-    from customer_segmentation.core.settings import Settings
-
-    root = tmp_path_factory.mktemp(prefix)
-    return Settings(
-        bronze_schema=f"{prefix}_bronze", silver_schema=f"{prefix}_silver", gold_schema=f"{prefix}_gold",
-        state_root=str(session_state), checkpoint_root=str(root / "checkpoints"), landing_path=str(landing),
-        experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model", **overrides)
-
-
 @pytest.fixture(scope="session")
 def real_job(spark, real_data, tmp_path_factory, session_state):
     """The whole job on the real data, landed as it would be: the first 100 days, then the rest."""
     from customer_segmentation.ops.jobs import run_job
-    from testkit import copy_files
+    from testkit import copy_files, settings_for_job
 
     landing = tmp_path_factory.mktemp("real_landing") / "transactions"
-    settings = _settings_for_job(tmp_path_factory, session_state, "real", landing)
+    settings = settings_for_job(tmp_path_factory, session_state, "real", landing)
     files = sorted(real_data.glob("*.csv"))
     copy_files(files[:100], landing)
     first = run_job(spark, settings, ("bronze", "silver"))
@@ -118,7 +108,8 @@ def real_job(spark, real_data, tmp_path_factory, session_state):
 def synthetic_job(spark, synthetic_data, tmp_path_factory, session_state):
     """The whole job on the small synthetic dataset."""
     from customer_segmentation.ops.jobs import run_job
+    from testkit import settings_for_job
 
     # k up to 6 keeps the suite short and still brackets the five planted behaviours.
-    settings = _settings_for_job(tmp_path_factory, session_state, "syn", synthetic_data / "transactions", k_max=6)
+    settings = settings_for_job(tmp_path_factory, session_state, "syn", synthetic_data / "transactions", k_max=6)
     return settings, run_job(spark, settings)

@@ -22,11 +22,12 @@ SMALL_JOB = {"k_min": 2, "k_max": 2, "algorithms": ("kmeans",), "kmeans_starts":
 FOUR_METRICS = {"silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss"}
 
 
-def parent_and_children(settings):
+def parent_and_children(settings, task: str = "train"):
+    """The task's top-level runs (latest first), the latest, and its nested runs."""
     tracking.configure(settings)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     runs = mlflow.search_runs([experiment.experiment_id], output_format="list", order_by=["start_time DESC"])
-    parents = [r for r in runs if r.data.tags.get(tracking.TASK_TAG) == "train"]
+    parents = [r for r in runs if r.data.tags.get(tracking.TASK_TAG) == task]
     latest = parents[0]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == latest.info.run_id]
     return parents, latest, children
@@ -111,3 +112,15 @@ def snapshot(read_table, table_names: dict[str, str], landing_dirs: list[str]) -
 def quality_totals(df) -> tuple[int, int, int]:
     rows = df.collect()
     return tuple(sum(r[c] for r in rows) for c in ("lines_in", "lines_out", "lines_rejected"))
+
+
+def settings_for_job(tmp_path_factory, session_state, prefix: str, landing: Path, **overrides):
+    """Settings of a whole job in schemas of its own (`prefix`), reading `landing`."""
+    from customer_segmentation.core.settings import Settings
+
+    root = tmp_path_factory.mktemp(prefix)
+    return Settings(
+        bronze_schema=f"{prefix}_bronze", silver_schema=f"{prefix}_silver", gold_schema=f"{prefix}_gold",
+        state_root=str(session_state), checkpoint_root=str(root / "checkpoints"), landing_path=str(landing),
+        experiment_name=f"{prefix}_experiment", model_name=f"{prefix}_model", clv_model_name=f"{prefix}_clv",
+        **overrides)

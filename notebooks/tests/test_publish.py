@@ -31,7 +31,7 @@ spark = get_spark(notebook.local_state_root())
 class PublishFixture(NutterFixture):
     def before_all(self):
         self.scratch = notebook.Scratch(dbutils, "publish")
-        self.scratch.run(spark, 'bronze', 'silver', 'gold_features', 'train')
+        self.scratch.run(spark, 'bronze', 'silver', 'gold_features', 'train', 'lifetime_value')
 
     def run_publish(self):
         run_task(spark, self.scratch.settings, "publish")

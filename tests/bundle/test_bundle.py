@@ -5,7 +5,7 @@ import shutil
 import pytest
 import yaml
 
-from customer_segmentation.core.settings import PARAMS_BY_NAME
+from customer_segmentation.core.settings import PARAMS_BY_NAME, TASKS
 from customer_segmentation.ops.bundle_check import check_bundle, notebook_task
 from testkit import REPO
 
@@ -20,8 +20,11 @@ def test_the_bundle_is_valid(target):
 def test_job_shape():
     job = yaml.safe_load((REPO / "resources" / JOB_FILE).read_text())["resources"]["jobs"]["customer_segmentation"]
     tasks = {t["task_key"]: t for t in job["tasks"]}
-    assert list(tasks) == ["bronze", "silver", "gold_features", "train", "publish"]
-    assert [d["task_key"] for t in list(tasks.values())[1:] for d in t["depends_on"]] == list(tasks)[:-1]
+    assert list(tasks) == ["bronze", "silver", "gold_features", "train", "lifetime_value", "publish"]
+    depends_on = {key: [d["task_key"] for d in task.get("depends_on", [])] for key, task in tasks.items()}
+    # lifetime_value runs beside train; publish needs both.
+    assert depends_on == {"bronze": [], "silver": ["bronze"], "gold_features": ["silver"], "train": ["gold_features"],
+                          "lifetime_value": ["gold_features"], "publish": ["train", "lifetime_value"]}
     assert job["max_concurrent_runs"] == 1 and job["email_notifications"]["on_failure"]
     assert job["schedule"]["pause_status"] == "${var.schedule_pause_status}"
     assert all(t["libraries"] == [{"whl": "../dist/*.whl"}] and t["timeout_seconds"] for t in tasks.values())
@@ -48,13 +51,12 @@ def test_analysts_may_read_gold_only():
 
 def test_notebooks_are_databricks_source_files_in_job_order():
     notebooks = sorted((REPO / "notebooks").glob("0*.py"))
-    assert [p.name for p in notebooks] == ["01_bronze.py", "02_silver.py", "03_gold_features.py", "04_train.py",
-                                           "05_publish.py"]
+    assert [p.name for p in notebooks] == [f"{i:02d}_{task}.py" for i, task in enumerate(TASKS, 1)]
     for path in notebooks + sorted((REPO / "notebooks").glob("*.py")):
         text = path.read_text()
         assert text.startswith("# Databricks notebook source\n"), path.name
         assert "# COMMAND ----------" in text and "# MAGIC %md" in text, path.name
-    assert [notebook_task(p) for p in notebooks] == ["bronze", "silver", "gold_features", "train", "publish"]
+    assert [notebook_task(p) for p in notebooks] == list(TASKS)
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ def bundle_copy(tmp_path):
      "unknown task 'silverr'"),
     ("resources/" + JOB_FILE, "../notebooks/04_train.py", "../notebooks/04_training.py",
      JOB_FILE, "tasks[train].notebook_task.notebook_path", "does not exist"),
-    ("notebooks/05_publish.py", 'task_settings(dbutils, "publish")', 'task_settings(dbutils, "train")',
+    ("notebooks/06_publish.py", 'task_settings(dbutils, "publish")', 'task_settings(dbutils, "train")',
      JOB_FILE, "tasks[publish].notebook_task.notebook_path", "builds the settings of task 'train', not of 'publish'"),
     # publish reads the currency (its figures and report): a job without it would publish in the default one.
     ("resources/" + JOB_FILE, "        - name: currency\n          default: GBP\n", "",

@@ -37,6 +37,9 @@ def versions_before(spark, small_reference):
     (["--as-of-date", "yesterday"], "as_of_date", "YYYY-MM-DD"),
     (["--source-profile", "no_such_layout"], "source_profile", "neither a built-in profile"),
     (["--landing-path", "/no/such/folder"], "landing_path", "does not exist"),
+    (["--clv-horizon-days", "-5"], "clv_horizon_days", "outside 1-3650 days"),
+    (["--clv-annual-discount-rate", "1"], "clv_annual_discount_rate", "0 <= value < 1"),
+    (["--clv-holdout-days", "0"], "clv_holdout_days", "at least 1 day"),
 ])
 def test_bad_setting_is_one_line(small_reference, versions_before, capsys, flags, setting, allowed):
     settings = small_reference

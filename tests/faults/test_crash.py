@@ -66,7 +66,7 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
     interrupted = []
     # Killed in bronze; rerun from the start and killed in silver; then resumed at each killed task.
     resume_at = (JOB_ORDER[0], *JOB_ORDER[:-1])
-    for task, start_at, delay in zip(JOB_ORDER, resume_at, (1.0, 2.0, 2.0, 3.0, 1.0)):
+    for task, start_at, delay in zip(JOB_ORDER, resume_at, (1.0, 2.0, 2.0, 3.0, 4.0, 1.0)):
         output = _kill_during(task, _command(landing, state, start_at), delay)
         interrupted.append((task, output[-1]))
         assert any(line.startswith(f"[{task}] started") for line in output), output[-5:]

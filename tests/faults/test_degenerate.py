@@ -68,3 +68,53 @@ def test_identical_customers_cannot_be_split(spark, make_settings):
     result = metrics(spark, settings)
     assert len(result) == 6 and not any(r["is_champion"] for r in result.values())
     assert all(r["skipped_reason"] for r in result.values())
+
+
+SUMMARY = "customer_id string, x bigint, t_x_days int, T_days int, m_x double"
+
+
+def test_lifetime_value_models_say_why_they_cannot_be_fitted(spark):
+    from customer_segmentation.models.lifetime_value import fit_models
+
+    few = fit_models(spark.createDataFrame([(str(i), 1, 10, 50, 20.0) for i in range(5)], SUMMARY))
+    assert few.bgnbd is None and few.gamma_gamma is None
+    assert few.reasons == ["BG/NBD: only 5 customers; at least 20 are needed",
+                           "Gamma-Gamma: only 5 repeat customers with a positive mean spend; at least 10 are needed"]
+    one_time = fit_models(spark.createDataFrame([(str(i), 0, 0, 30 + i, None) for i in range(40)], SUMMARY))
+    assert one_time.bgnbd is None
+    assert one_time.reasons[0] == "BG/NBD: no customer bought twice, so repeat buying cannot be estimated"
+    # Everyone buys again, nobody drops out, and repeat spend netted to nothing by returns.
+    flat = fit_models(spark.createDataFrame([(str(i), 1 + i % 3, 5 + i, 60 + i, 0.0) for i in range(40)], SUMMARY))
+    assert flat.bgnbd is None and flat.gamma_gamma is None
+    assert flat.reasons[0].startswith("BG/NBD: the fit did not converge (optimiser: ABNORMAL; estimates r = ")
+    assert flat.reasons[0].endswith("the data do not pin the model down")
+    assert flat.reasons[1].startswith("Gamma-Gamma: only 0 repeat customers with a positive mean spend")
+
+
+def test_a_holdout_longer_than_the_history_skips_the_validation_with_a_reason(spark):
+    from customer_segmentation.models.lifetime_value import validate
+
+    days = spark.createDataFrame([(str(i % 30), dt.date(2011, 1, 1) + dt.timedelta(days=3 * i), 10.0)
+                                  for i in range(90)], "customer_id string, day date, net_amount double")
+    outcome, charts = validate(days, dt.date(2011, 12, 10), holdout_days=200)
+    assert charts is None
+    assert outcome["validation_skipped_reason"] == (
+        "the holdout of 200 days leaves less calibration history than that before it (data from 2011-01-01); "
+        "choose a shorter clv_holdout_days")
+
+
+def test_lifetime_value_without_a_fit_writes_null_predictions_and_the_reason(spark, make_settings, capsys):
+    settings = make_settings()
+    features_table(spark, settings, [(str(i), 10, 1, 100) for i in range(3)])
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{settings.silver_schema}")
+    from customer_segmentation.silver.orders import ORDERS
+
+    overwrite_table(spark, settings.tables.orders, spark.createDataFrame([], ORDERS.schema), ORDERS)
+    run_task(spark, settings, "lifetime_value")
+    values = spark.table(settings.tables.customer_lifetime_value).collect()
+    assert len(values) == 3 and all(r["p_alive"] is None and r["churn_risk"] is None for r in values)
+    fit = spark.table(settings.tables.clv_model_parameters).first()
+    assert fit["not_fitted_reason"].startswith("BG/NBD: only 3 customers")
+    assert fit["validation_skipped_reason"].startswith("the holdout of 90 days")
+    out = capsys.readouterr().out
+    assert "[lifetime_value] not fitted: BG/NBD: only 3 customers" in out

@@ -5,6 +5,7 @@ import runpy
 
 import pytest
 
+from customer_segmentation.core.settings import TASKS
 from customer_segmentation.ops.notebook import LocalWidgets
 from testkit import REPO
 
@@ -26,20 +27,22 @@ def widgets(monkeypatch, session_state):
 
 
 def test_task_notebooks_run_as_scripts_in_job_order(spark, widgets, synthetic_data, tmp_path, capsys):
-    assert [p.stem for p in TASK_NOTEBOOKS] == ["01_bronze", "02_silver", "03_gold_features", "04_train", "05_publish"]
+    assert [p.stem for p in TASK_NOTEBOOKS] == [f"{i:02d}_{task}" for i, task in enumerate(TASKS, 1)]
     widgets(bronze_schema="nb_bronze", silver_schema="nb_silver", gold_schema="nb_gold",
             landing_path=synthetic_data / "transactions", checkpoint_root=tmp_path / "checkpoints",
-            experiment_name="nb_experiment", model_name="nb_model", k_min=2, k_max=2,
+            experiment_name="nb_experiment", model_name="nb_model", clv_model_name="nb_clv_model", k_min=2, k_max=2,
             algorithms="kmeans,gaussian_mixture",
             kmeans_starts=1, run_id="notebook-test")
     for path in TASK_NOTEBOOKS:
         namespace = runpy.run_path(str(path), run_name="__main__")
         assert namespace["result"].name == path.stem[3:]
     out = capsys.readouterr().out
-    for task in ("bronze", "silver", "gold_features", "train", "publish"):
+    for task in TASKS:
         assert f"[{task}] done" in out
     assert "segment_name" in out, "the publish notebook ends by displaying the segment profiles"
     segments = spark.table("spark_catalog.nb_gold.customer_segments")
+    values = spark.table("spark_catalog.nb_gold.customer_lifetime_value")
+    assert values.count() == segments.count() and values.where("p_alive IS NULL").count() == 0
     assert segments.count() == spark.table("spark_catalog.nb_gold.customer_features").count()
     manifest = json.loads((synthetic_data / "manifest.json").read_text())
     assert spark.table("spark_catalog.nb_bronze.transactions_raw").count() == manifest["lines"]

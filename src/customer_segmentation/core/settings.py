@@ -25,7 +25,7 @@ from .tables import OPTIONAL_SOURCES, TableNames, customer_features
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 ALGORITHMS = ("kmeans", "bisecting_kmeans", "gaussian_mixture")
 # The job's tasks, in order.
-TASKS = ("bronze", "silver", "gold_features", "train", "publish")
+TASKS = ("bronze", "silver", "gold_features", "train", "lifetime_value", "publish")
 DEFAULT_FEATURES = ("recency_days", "frequency", "monetary", "tenure_days", "avg_order_value")
 FEATURE_PRESETS = {
     "rfm": ("recency_days", "frequency", "monetary"),
@@ -140,7 +140,7 @@ class Param:
 
 
 SOURCE_TASKS = ("bronze", "silver", "gold_features", "publish")  # every task that uses the optional sources
-MODEL_TASKS = ("train", "publish")
+MODEL_TASKS = ("train", "lifetime_value", "publish")
 
 PARAMS: tuple[Param, ...] = (
     Param("catalog", "spark_catalog", "catalog of all tables (Unity Catalog on Databricks; spark_catalog locally)",
@@ -213,6 +213,19 @@ PARAMS: tuple[Param, ...] = (
           "registered model name (catalog.schema.model in Unity Catalog)", _parse_model_name, tasks=MODEL_TASKS,
           job_default="${var.model_name}"),
     Param("currency", "GBP", "currency of the prices, shown in plots and the report", tasks=MODEL_TASKS),
+    Param("clv_horizon_days", "365", "lifetime value: days ahead the predicted value covers", _parse_int,
+          tasks=("lifetime_value",)),
+    Param("clv_annual_discount_rate", "0.1",
+          "lifetime value: yearly rate future purchases are discounted at (0 <= rate < 1)", _parse_fraction,
+          tasks=("lifetime_value",)),
+    Param("clv_margin", "1.0", "lifetime value: share of revenue that is value (1 = revenue, 0.3 = a 30% margin)",
+          _number(0.0, 1.0, "high"), tasks=("lifetime_value",)),
+    Param("clv_holdout_days", "90",
+          "lifetime value: days at the end of the history the model is validated on (refitted before them)",
+          _parse_int, tasks=("lifetime_value",)),
+    Param("clv_model_name", "customer_lifetime_value",
+          "registered lifetime-value model (catalog.schema.model in Unity Catalog)", _parse_model_name,
+          tasks=("lifetime_value",), job_default="${var.clv_model_name}"),
     Param("max_abs_quantity", "1000000",
           "order lines with a larger absolute quantity are quarantined as absurd", _parse_positive,
           tasks=("silver",)),
@@ -251,6 +264,10 @@ def _validate(settings) -> None:
         raise ConfigError("kmeans_starts", f"{settings.kmeans_starts} is outside 1-50")
     if settings.silhouette_sample_size < 10:
         raise ConfigError("silhouette_sample_size", f"{settings.silhouette_sample_size} is below 10")
+    if not 1 <= settings.clv_horizon_days <= 3650:
+        raise ConfigError("clv_horizon_days", f"{settings.clv_horizon_days} is outside 1-3650 days")
+    if settings.clv_holdout_days < 1:
+        raise ConfigError("clv_holdout_days", f"{settings.clv_holdout_days} must be at least 1 day")
 
 
 class _SettingsMethods:

@@ -158,3 +158,35 @@ def draw_champion_figures(scored: DataFrame, prepared_scored: DataFrame, names: 
         (partial(segment_statistics.projection_data, prepared_scored, seed, names),
          lambda data: projection(*data, out_dir / "segment_projection.png")),
     ])
+
+
+def holdout_by_frequency(validation: pd.DataFrame, path: Path) -> Path:
+    """Mean holdout purchases per customer, actual and predicted, by calibration repeat purchases."""
+    rows = validation[validation["chart"] == "by_calibration_frequency"].sort_values("position")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(rows["label"], rows["actual"], marker="o", color=COLOURS(0), label="actual")
+    ax.plot(rows["label"], rows["predicted"], marker="s", linestyle="--", color=COLOURS(1), label="predicted (BG/NBD)")
+    ax.set_xlabel("repeat purchases in the calibration period")
+    ax.set_ylabel("purchases per customer in the holdout window")
+    ax.set_title("Holdout check: purchases in the holdout window by earlier frequency")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def cumulative_purchases(validation: pd.DataFrame, path: Path) -> Path:
+    """Cumulative repeat purchases week by week, actual and predicted; the holdout window shaded."""
+    rows = validation[validation["chart"] == "cumulative_by_week"].sort_values("position")
+    weeks = pd.to_datetime(rows["label"])
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(weeks, rows["actual"], color=COLOURS(0), label="actual")
+    ax.plot(weeks, rows["predicted"], linestyle="--", color=COLOURS(1), label="predicted (BG/NBD)")
+    holdout = weeks[rows["in_holdout"].astype(bool).to_numpy()]
+    if len(holdout):
+        ax.axvspan(holdout.min(), holdout.max(), color="grey", alpha=0.15, label="holdout window")
+    ax.set_xlabel("week")
+    ax.set_ylabel("repeat purchases so far")
+    ax.set_title("Holdout check: cumulative repeat purchases of the calibration customers")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)

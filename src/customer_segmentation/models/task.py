@@ -156,8 +156,6 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     if left_out:
         say(f"[train] {left_out:,} customers without net purchases left out of the model (their own segment)")
     as_of_date = feature_table.select("as_of_date").first()[0]
-    experiment_id = tracking.configure(settings)
-    tracking.end_orphaned_runs(experiment_id)
     kept, dropped = select_features(feature_table, list(settings.features), settings.max_feature_correlation)
     for feature, why in dropped.items():
         say(f"[train] feature {feature} dropped: {why}")
@@ -175,8 +173,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     prepared = (preparation.transform(feature_table).select("customer_id", "features", "monetary")
                 .orderBy("customer_id").coalesce(partitions).localCheckpoint(eager=True))
     rule = SelectionRule(settings.min_segment_share, settings.min_segment_revenue_share, settings.selection_tolerance)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"segmentation as of {as_of_date}",
-                          tags={tracking.TASK_TAG: "train"}) as parent:
+    with tracking.task_run(settings, "train", f"segmentation as of {as_of_date}") as parent:
         mlflow.log_params({
             "source": settings.landing_path, "source_profile": settings.source_profile,
             "as_of_date": str(as_of_date), "features": ",".join(kept),

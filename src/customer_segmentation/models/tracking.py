@@ -11,7 +11,8 @@ from pathlib import Path
 from ..core.settings import Settings, on_databricks
 
 CHAMPION_ALIAS = "champion"
-# Which task opened a top-level run: "train" (the model search) or "publish" (the report figures).
+# Which task opened a top-level run: "train" (the model search), "lifetime_value" or "publish"
+# (the report figures).
 TASK_TAG = "customer_segmentation.task"
 _STORE_LOCK = threading.Lock()
 
@@ -46,16 +47,31 @@ def configure(settings: Settings):
     return experiment_id
 
 
-def end_orphaned_runs(experiment_id: str) -> int:
-    """Mark runs left RUNNING by an interrupted training as KILLED (the job never runs twice at once)."""
+def end_orphaned_runs(experiment_id: str, task: str) -> int:
+    """Mark runs an interrupted `task` left RUNNING as KILLED: its top-level runs and their nested
+    runs. Only that task's: tasks that run side by side on Databricks (train and lifetime_value)
+    share the experiment, and the job never runs twice at once."""
     import mlflow
 
     client = mlflow.MlflowClient()
-    orphans = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000)
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000)
+    parents = {r.info.run_id for r in running if r.data.tags.get(TASK_TAG) == task}
+    orphans = [r for r in running if r.info.run_id in parents or r.data.tags.get("mlflow.parentRunId") in parents]
     for run in orphans:
-        client.set_tag(run.info.run_id, "ended_by", "a later training: the run was interrupted")
+        client.set_tag(run.info.run_id, "ended_by", f"a later {task} task: the run was interrupted")
         client.set_terminated(run.info.run_id, status="KILLED")
     return len(orphans)
+
+
+@contextlib.contextmanager
+def task_run(settings: Settings, task: str, run_name: str):
+    """The top-level MLflow run of one task, after ending what an interrupted one left running."""
+    import mlflow
+
+    experiment_id = configure(settings)
+    end_orphaned_runs(experiment_id, task)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags={TASK_TAG: task}) as run:
+        yield run
 
 
 def _quiet() -> None:

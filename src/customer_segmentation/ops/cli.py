@@ -18,7 +18,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (job parameters of the same name on Databricks)")
     for param in PARAMS:
         group.add_argument(f"--{param.name.replace('_', '-')}", dest=param.name, metavar="VALUE",
-                           help=f"{param.help} (default: {param.default or 'none'})")
+                           help=f"{param.help} (default: {param.default or 'none'})".replace("%", "%%"))
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -193,17 +193,43 @@ def cmd_task(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purchase_process(text: str):
+    """`r=0.3,alpha=5` -> a PurchaseProcess with those parameters and the defaults for the rest."""
+    from dataclasses import fields
+
+    from .generate import PurchaseProcess
+
+    known = [f.name for f in fields(PurchaseProcess)]
+    values = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise argparse.ArgumentTypeError(f"unknown parameter {name!r}; known: {', '.join(known)}")
+        try:
+            values[name] = int(value) if name == "acquisition_days" else float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name}={value!r} is not a number") from None
+        if values[name] <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be positive, not {value}")
+    return PurchaseProcess(**values)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import customers_for_lines, generate
 
     customers = args.customers or (customers_for_lines(args.lines) if args.lines else SYNTHETIC_CUSTOMERS)
-    manifest = generate(args.out, customers=customers, seed=args.seed, optional_sources=args.with_optional_sources)
+    manifest = generate(args.out, customers=customers, seed=args.seed, optional_sources=args.with_optional_sources,
+                        process=args.purchase_process)
     say(f"wrote {manifest['lines']:,} lines in {manifest['files']} files to {manifest['landing_path']} "
         f"({manifest['customers']:,} customers, seed {manifest['seed']})")
     if "optional_sources" in manifest:
         counts = manifest["optional_sources"]
         say("optional sources: " + ", ".join(f"{Path(args.out) / s}/ ({counts[s]:,} rows)"
                                              for s in ("customers", "engagement", "products")))
+    if args.purchase_process:
+        say("purchases drawn from BG/NBD and Gamma-Gamma with " + ", ".join(
+            f"{k} = {v:g}" for k, v in manifest["purchase_process"].items())
+            + f": {Path(args.out) / 'planted_purchases.csv'}")
     say(f"planted behaviours: {Path(args.out) / 'planted_segments.csv'}; "
         f"trap counts: {Path(args.out) / 'manifest.json'}")
     return 0
@@ -281,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--with-optional-sources", action="store_true",
                           help="also write customers/, engagement/ and products/ next to transactions/ "
                                "(default: transactions only)")
+    generate.add_argument("--purchase-process", nargs="?", const="", type=_purchase_process, metavar="NAME=VALUE,...",
+                          help="every customer buys as BG/NBD and Gamma-Gamma assume, with the papers' CDNOW "
+                               "parameters or those given (r, alpha, a, b, p, q, gamma, acquisition_days), so that "
+                               "the lifetime-value fit can be checked against the truth")
     generate.set_defaults(handler=cmd_generate)
 
     report = commands.add_parser("report", help="write the HTML segment report from the current tables",
@@ -332,6 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--target", default="dev", help="bundle target (default: dev)")
     check.add_argument("--root", default=".", help="folder holding databricks.yml (default: .)")
     check.set_defaults(handler=cmd_check_bundle)
+    # A flag is spelt out in full: `task silver --source x` must not be taken for --source-profile.
+    for each in (parser, *commands.choices.values()):
+        each.allow_abbrev = False
     return parser
 
 

@@ -12,9 +12,13 @@ day's lines from a generator seeded by (seed, day), so the output is byte-identi
 Memory holds the order plan (a few numbers per order), never all lines: days are written one
 at a time, which lets the generator scale from a few thousand lines to tens of millions.
 
+With a `PurchaseProcess`, every customer instead buys as the lifetime-value models assume
+(BG/NBD repeat buying, Gamma-Gamma spend) with known parameters, so that their fit can be checked
+against the truth.
+
 Written next to the landing folder (never inside it, so it is not ingested):
-`planted_segments.csv` (customer -> planted behaviour) and `manifest.json` (counts of lines and
-of every trap).
+`planted_segments.csv` (customer -> planted behaviour), `manifest.json` (counts of lines and
+of every trap) and, with a purchase process, `planted_purchases.csv` (customer, day, amount).
 """
 
 from __future__ import annotations
@@ -68,6 +72,60 @@ BEHAVIOURS = (
     Behaviour("wholesaler", 0.12, (8, 24), (0.0, 0.15), (0.92, 1.0), 40, (48, 72, 96, 144, 200, 288, 480),
               0.06, 0.40, (2, 5, 3, 1, 1, 1, 1, 1)),
 )
+PROCESS_BEHAVIOUR = -2  # behaviour_of_customer of a customer drawn from a PurchaseProcess
+PROCESS_GUEST_INVOICE_SHARE = 0.05  # a few guest orders beside them: their lines must change nothing
+
+
+@dataclass(frozen=True)
+class PurchaseProcess:
+    """Buying exactly as BG/NBD and Gamma-Gamma assume (Fader, Hardie & Lee 2005), time in weeks.
+
+    Each customer's purchase rate is lambda ~ Gamma(shape r, rate alpha); after every repeat
+    purchase they drop out with probability p_drop ~ Beta(a, b); purchases follow a Poisson process
+    while alive. Each purchase is worth z ~ Gamma(shape p, rate nu) with nu ~ Gamma(shape q, rate
+    gamma). First purchases fall uniformly in the first `acquisition_days`. The defaults are the
+    estimates the papers report for CDNOW.
+    """
+
+    r: float = 0.243
+    alpha: float = 4.414
+    a: float = 0.793
+    b: float = 2.426
+    p: float = 6.25
+    q: float = 3.74
+    gamma: float = 15.44
+    acquisition_days: int = 182
+
+    def parameters(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ("r", "alpha", "a", "b", "p", "q", "gamma")}
+
+
+def draw_purchases(rng: np.random.Generator, process: PurchaseProcess, customers: int,
+                   days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(customer index, day, amount) of every purchase before `days`, one per customer and day
+    (purchases on the same day are one transaction, as the models count them)."""
+    rate = rng.gamma(process.r, 1 / process.alpha, customers) / 7           # per day
+    drop = rng.beta(process.a, process.b, customers)
+    spend_rate = rng.gamma(process.q, 1 / process.gamma, customers)
+    time = rng.uniform(0, process.acquisition_days, customers)
+    who, when = [np.arange(customers)], [time.copy()]
+    alive = np.arange(customers)
+    while len(alive):
+        # The next purchase of everyone still buying; those past the end leave the loop.
+        time[alive] += rng.exponential(1 / np.maximum(rate[alive], 1e-300))
+        alive = alive[time[alive] < days]
+        who.append(alive)
+        when.append(time[alive].copy())
+        # A drop-out can follow a repeat purchase only (BG/NBD: never the first).
+        alive = alive[rng.random(len(alive)) >= drop[alive]]
+    customer = np.concatenate(who)
+    day = np.floor(np.concatenate(when)).astype(np.int64)
+    amount = rng.gamma(process.p, 1 / spend_rate[customer])
+    keys, position = np.unique(customer * days + day, return_inverse=True)
+    total = np.bincount(position, weights=amount)
+    return keys // days, keys % days, np.round(np.maximum(total, 0.01), 2)
+
+
 COUNTRIES = ("Germany", "France", "EIRE", "Spain", "Netherlands", "Belgium", "Switzerland", "Portugal",
              "Australia", "Norway", "Italy", "Sweden", "Denmark", "Japan")
 GUEST_INVOICE_SHARE = 0.45       # guest checkouts (no customer ID) per customer order
@@ -172,6 +230,7 @@ class Plan:
     event_seconds: np.ndarray      # per invoice: seconds since FIRST_DAY 00:00
     event_customer: np.ndarray     # per invoice: customer index, -1 for a guest
     event_kind: np.ndarray         # 0 order, 1 return of older goods
+    event_amount: np.ndarray | None = None  # per invoice: value of a purchase drawn from a process
 
 
 def _sample_days(rng, cdf, low_day, high_day):
@@ -222,6 +281,25 @@ def build_plan(rng: np.random.Generator, customers: int, days: int) -> Plan:
     )
     ids = FIRST_CUSTOMER_ID + rng.permutation(customers * 3)[:customers]
     return Plan(ids, behaviour, country, event_seconds[order], event_customer[order], event_kind[order])
+
+
+def build_process_plan(rng: np.random.Generator, customers: int, days: int, process: PurchaseProcess) -> Plan:
+    """Every customer buys as `process` says; guests as usual; no returns-only customers."""
+    weights = _daily_weights(days)
+    cdf = np.cumsum(weights) / weights.sum()
+    customer, day, amount = draw_purchases(rng, process, customers, days)
+    guests = rng.binomial(len(customer), PROCESS_GUEST_INVOICE_SHARE)
+    guest_day = _sample_days(rng, cdf, np.zeros(guests, int), np.full(guests, days - 1))
+    event_day = np.concatenate([day, guest_day])
+    event_customer = np.concatenate([customer, np.full(guests, -1)])
+    event_amount = np.concatenate([amount, np.full(guests, np.nan)])
+    event_seconds = event_day * 86400 + rng.integers(7 * 60 + 30, 19 * 60, size=len(event_day)) * 60
+    order = np.lexsort((event_customer, event_seconds))
+    country = np.where(rng.random(customers) < 0.1, rng.choice(np.array(COUNTRIES, dtype=object), size=customers),
+                       "United Kingdom")
+    ids = FIRST_CUSTOMER_ID + rng.permutation(customers * 3)[:customers]
+    return Plan(ids, np.full(customers, PROCESS_BEHAVIOUR), country, event_seconds[order], event_customer[order],
+                np.zeros(len(order), int), event_amount[order])
 
 
 class TrapCounter:
@@ -309,11 +387,18 @@ class _DayWriter:
         plan = self.plan
         rng = np.random.default_rng([self.seed, day])
         invoices = []
-        for seconds, customer, kind in zip(plan.event_seconds[events], plan.event_customer[events],
-                                           plan.event_kind[events]):
+        amounts = plan.event_amount[events] if plan.event_amount is not None else np.full(events.stop - events.start,
+                                                                                          np.nan)
+        for seconds, customer, kind, amount in zip(plan.event_seconds[events], plan.event_customer[events],
+                                                   plan.event_kind[events], amounts):
             guest = customer < 0
             behaviour_index = -1 if guest else plan.behaviour_of_customer[customer]
             foreign = (not guest) and plan.country_of_customer[customer] != "United Kingdom"
+            if behaviour_index == PROCESS_BEHAVIOUR:  # one line worth exactly the drawn amount
+                product = int(rng.integers(0, len(self.catalogue.codes)))
+                rows = [[self.catalogue.codes[product], self.catalogue.descriptions[product], 1, float(amount)]]
+                invoices.append(_Invoice(int(seconds), int(customer), rows))
+                continue
             if kind == 1:  # a return of goods bought before the data starts: net spend below zero
                 rows = self._order_rows(rng, None, foreign, guest=False)[:3]
                 rows = [[r[0], r[1], -abs(int(r[2])), r[3] or 1.0] for r in rows]
@@ -364,9 +449,10 @@ def _count_row_traps(traps: TrapCounter, row: list, invoice: _Invoice) -> None:
 
 
 def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: int = DAYS,
-             optional_sources: bool = False) -> dict:
+             optional_sources: bool = False, process: PurchaseProcess | None = None) -> dict:
     """Write `<out_dir>/transactions/*.csv`, `planted_segments.csv` and `manifest.json`; with
-    `optional_sources`, also `customers/`, `engagement/` and `products/` (see `write_optional_sources`).
+    `optional_sources`, also `customers/`, `engagement/` and `products/` (see `write_optional_sources`);
+    with a purchase `process`, every customer buys by it and `planted_purchases.csv` lists what they bought.
 
     Returns the manifest: lines written, files, customers and a count of every planted trap.
     """
@@ -377,7 +463,7 @@ def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: i
         old.unlink()
     rng = np.random.default_rng(seed)
     catalogue = build_catalogue(rng)
-    plan = build_plan(rng, customers, days)
+    plan = build_plan(rng, customers, days) if process is None else build_process_plan(rng, customers, days, process)
     traps = TrapCounter()
     writer = _DayWriter(plan, catalogue, seed, traps)
     event_day = plan.event_seconds // 86400
@@ -418,12 +504,22 @@ def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: i
                 lines_written += copies
         (landing / f"{date.isoformat()}.csv").write_text(buffer.getvalue(), encoding="utf-8")
         files_written += 1
-    behaviour_names = np.array([b.name for b in BEHAVIOURS] + ["returns_only"], dtype=object)
+    behaviour_names = {**{i: b.name for i, b in enumerate(BEHAVIOURS)}, -1: "returns_only",
+                       PROCESS_BEHAVIOUR: "purchase_process"}
     with open(out / "planted_segments.csv", "w", newline="", encoding="utf-8") as handle:
         planted = csv.writer(handle, lineterminator="\n")
         planted.writerow(["customer_id", "planted_behaviour"])
         for index in sorted(active_customers, key=lambda i: plan.customer_ids[i]):
             planted.writerow([str(plan.customer_ids[index]), behaviour_names[plan.behaviour_of_customer[index]]])
+    if process is not None:
+        bought = plan.event_customer >= 0
+        with open(out / "planted_purchases.csv", "w", newline="", encoding="utf-8") as handle:
+            planted = csv.writer(handle, lineterminator="\n")
+            planted.writerow(["customer_id", "day", "amount"])
+            for index, seconds, amount in zip(plan.event_customer[bought], plan.event_seconds[bought],
+                                              plan.event_amount[bought]):
+                day = FIRST_DAY + dt.timedelta(days=int(seconds // 86400))
+                planted.writerow([str(plan.customer_ids[index]), day.isoformat(), _format_price(amount)])
     manifest = {
         "seed": seed,
         "customers": len(active_customers),
@@ -432,6 +528,7 @@ def generate(out_dir: str | Path, customers: int = 1000, seed: int = 42, days: i
         "first_day": FIRST_DAY.isoformat(),
         "days": days,
         "traps": dict(sorted(traps.counts.items())),
+        **({"purchase_process": process.parameters()} if process else {}),
         "landing_path": str(landing),
     }
     if optional_sources:

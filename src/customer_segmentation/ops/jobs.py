@@ -15,14 +15,18 @@ from pyspark.sql import SparkSession
 
 from ..core.console import say
 from ..core.delta import row_count, row_counts, table_exists
+from ..core.errors import UserError
 from ..core.settings import TASKS, Settings, on_databricks
 
 # Each task is the `run(spark, settings)` of its stage's task module. Named rather than imported:
 # the modules bring in MLlib, pandas and matplotlib, which `python -m customer_segmentation run`
 # imports while the JVM starts.
 TASK_MODULES = {"bronze": "ingest.task", "silver": "silver.task", "gold_features": "gold.task",
-                "train": "models.task", "publish": "publish.task"}
+                "train": "models.task", "lifetime_value": "models.lifetime_value", "publish": "publish.task"}
 JOB_ORDER = TASKS
+# The table each task starts from: a task run before the one that writes it gets a clear error.
+TASK_INPUT = {"silver": "transactions_raw", "gold_features": "orders", "train": "customer_features",
+              "lifetime_value": "customer_features", "publish": "clustering_metrics"}
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,24 @@ class TaskResult:
 def run_task(spark: SparkSession, settings: Settings, name: str) -> TaskResult:
     settings = with_run_id(settings)
     say(f"[{name}] started")
+    check_input(spark, settings, name)
     started = time.perf_counter()
     rows_written = task_module(name).run(spark, settings.reading_as(name))
     seconds = time.perf_counter() - started
     written = ", ".join(f"{table} +{rows:,}" for table, rows in rows_written.items()) or "nothing written"
     say(f"[{name}] done in {seconds:.1f} s ({written})")
     return TaskResult(name, seconds, rows_written)
+
+
+def check_input(spark: SparkSession, settings: Settings, name: str) -> None:
+    if name not in TASK_INPUT:
+        return
+    from ..core.tables import table
+
+    needed = getattr(settings.tables, TASK_INPUT[name])
+    if not table_exists(spark, needed):
+        raise UserError(f"task {name} reads {needed}, which does not exist: run task "
+                        f"{table(TASK_INPUT[name]).written_by} (or the whole job) first")
 
 
 def task_module(name: str) -> ModuleType:

@@ -103,6 +103,7 @@ class Scratch:
             state_root=local_state_root(),
             experiment_name=f"/Shared/{prefix}" if on_databricks() else prefix,
             model_name=f"{catalog}.{gold}.segments" if on_databricks() else f"{prefix}_segments",
+            clv_model_name=f"{catalog}.{gold}.lifetime_value" if on_databricks() else f"{prefix}_lifetime_value",
             # A small model search: these tests check the wiring of each task, not the segments.
             model_staging_path=f"{self.root}/models", k_min=2, k_max=3, algorithms=("kmeans",), kmeans_starts=1,
         )

@@ -1,17 +1,20 @@
-"""Publish's own figures for the report: migration, rule-based segments, rejected lines, monthly
-revenue, lost customers, top products and countries, drawn from aggregated tables only."""
+"""Publish's own figures for the report: who is slipping away, where the value is, the holdout
+check, migration, rule-based segments, rejected lines, monthly revenue, lost customers, top
+products and countries, drawn from aggregated tables only."""
 
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from ..core.charts import COLOURS, draw_as_ready, plt, save
 from ..core.settings import Settings
+from ..models.figures import cumulative_purchases, holdout_by_frequency
 
 
 def migration_matrix(migration: pd.DataFrame, path: Path) -> Path:
@@ -76,6 +79,78 @@ def lost_customers(lost: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
+# Buckets of the slipping-away matrix: repeat purchases, and weeks since the last purchase.
+FREQUENCY_BUCKETS = ((0, 0, "0"), (1, 1, "1"), (2, 2, "2"), (3, 3, "3"), (4, 5, "4-5"), (6, 9, "6-9"),
+                     (10, 19, "10-19"), (20, None, "20+"))
+WEEKS_SINCE_BUCKETS = ((0, 4, "< 4"), (4, 8, "4-8"), (8, 13, "8-13"), (13, 26, "13-26"), (26, 39, "26-39"),
+                       (39, None, "39+"))
+
+
+def _bucket(column, buckets, upper_inclusive: bool):
+    """The position of each value's bucket: (low, high) inclusive of high for counts, exclusive for weeks."""
+    position = F.lit(len(buckets) - 1)
+    for index in reversed(range(len(buckets) - 1)):
+        high = buckets[index][1]
+        position = F.when(column <= high if upper_inclusive else column < high, index).otherwise(position)
+    return position
+
+
+def slipping_cells(lifetime_values):
+    """Customers, mean p_alive and mean p_purchase_90d per (repeat purchases, weeks since last purchase)."""
+    return (lifetime_values
+            .groupBy(_bucket(F.col("x"), FREQUENCY_BUCKETS, True).alias("frequency"),
+                     _bucket(F.col("T") - F.col("t_x"), WEEKS_SINCE_BUCKETS, False).alias("weeks_since"))
+            .agg(F.count("*").alias("customers"), F.avg("p_alive").alias("p_alive"),
+                 F.avg("p_purchase_90d").alias("p_purchase_90d")))
+
+
+def slipping_matrix(cells: pd.DataFrame, path: Path) -> Path:
+    """Two heat maps over repeat purchases x weeks since the last purchase: chance still a customer,
+    chance of buying in the next 90 days; each cell also says how many customers it holds."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
+    shape = (len(WEEKS_SINCE_BUCKETS), len(FREQUENCY_BUCKETS))
+    for ax, column, title in ((axes[0], "p_alive", "Chance still a customer (p_alive)"),
+                              (axes[1], "p_purchase_90d", "Chance of buying in the next 90 days")):
+        grid = np.full(shape, np.nan)
+        counts = np.zeros(shape, dtype=int)
+        for row in cells.itertuples():
+            grid[row.weeks_since, row.frequency] = getattr(row, column)
+            counts[row.weeks_since, row.frequency] = row.customers
+        image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+        for (i, j), value in np.ndenumerate(grid):
+            if counts[i, j]:
+                ax.text(j, i, f"{value:.0%}\n{counts[i, j]:,}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(shape[1]), [b[2] for b in FREQUENCY_BUCKETS], fontsize=8)
+        ax.set_yticks(range(shape[0]), [b[2] for b in WEEKS_SINCE_BUCKETS], fontsize=8)
+        ax.set_xlabel("repeat purchases so far")
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("weeks since the last purchase")
+    fig.colorbar(image, ax=axes, fraction=0.03, label="probability (cell text: probability, customers)")
+    fig.suptitle("Who is slipping away: by how often and how recently they bought", fontsize=11)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def value_shares(profiles: pd.DataFrame, path: Path) -> Path:
+    """Per segment: its share of net revenue so far and of predicted lifetime value."""
+    rows = profiles.sort_values("share_of_predicted_clv", ascending=True, na_position="first")
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.8))
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, rows["share_of_net_revenue"].fillna(0), height=0.4, color=COLOURS(7), label="net revenue so far")
+    ax.barh(y + 0.2, rows["share_of_predicted_clv"].fillna(0), height=0.4, color=COLOURS(0),
+            label="predicted lifetime value")
+    for position, value in zip(y, rows["share_of_predicted_clv"]):
+        if pd.notna(value):
+            ax.text(max(value, 0), position + 0.2, f" {value:.0%}", va="center", fontsize=8)
+    ax.set_yticks(y, rows["segment_name"], fontsize=8)
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.set_xlabel("share of the total over all customers")
+    ax.set_title("Where the value is: revenue so far and predicted value, by segment")
+    ax.legend(fontsize=8, loc="lower right")
+    return save(fig, path)
+
+
 def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> list[Path]:
     """The figures of the report that do not come from training, from aggregated tables only.
 
@@ -93,7 +168,14 @@ def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> l
         return counts_bar(labels, frame["net_revenue"], path, "Top products by net revenue",
                                 f"net revenue ({currency})")
 
+    def latest(df):
+        return df.join(df.agg(F.max("as_of_date").alias("as_of_date")), "as_of_date")
+
     figures = {  # file: (source table, aggregation, drawing)
+        "slipping_matrix.png": (t.customer_lifetime_value, slipping_cells, slipping_matrix),
+        "predicted_value_by_segment.png": (t.segment_profiles, lambda df: df, value_shares),
+        "holdout_by_calibration_frequency.png": (t.clv_validation, latest, holdout_by_frequency),
+        "holdout_cumulative_purchases.png": (t.clv_validation, latest, cumulative_purchases),
         "segment_migration.png": (t.segment_migration, lambda df: df, migration_matrix),
         "rfm_segments.png": (
             t.rfm_segments, lambda df: df.groupBy("rfm_segment").count().orderBy(F.desc("count")),

@@ -19,10 +19,28 @@ def segment_names_frame(spark: SparkSession, names: dict[int, SegmentName]) -> D
                                  "segment_id int, segment_name string, recommended_action string")
 
 
+CLV_COLUMNS = ("mean_p_alive", "mean_p_purchase_90d", "customers_at_risk", "mean_predicted_clv",
+               "total_predicted_clv", "share_of_predicted_clv")
+
+
+def lifetime_value_by_segment(scored: DataFrame, lifetime_values: DataFrame) -> DataFrame:
+    """segment_id and the CLV_COLUMNS: what gold.customer_lifetime_value says of each segment's customers."""
+    segments = scored.select("customer_id", "segment_id")
+    joined = segments.join(lifetime_values, "customer_id", "left")
+    total = joined.agg(F.sum("predicted_clv")).first()[0]
+    return joined.groupBy("segment_id").agg(
+        F.avg("p_alive").alias("mean_p_alive"), F.avg("p_purchase_90d").alias("mean_p_purchase_90d"),
+        F.count(F.when(F.col("churn_risk") != "active", 1)).cast("bigint").alias("customers_at_risk"),
+        F.avg("predicted_clv").alias("mean_predicted_clv"), F.sum("predicted_clv").alias("total_predicted_clv"),
+        (F.sum("predicted_clv") / F.lit(total) if total and total > 0
+         else F.lit(None).cast("double")).alias("share_of_predicted_clv"))
+
+
 def segment_profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName],
-                     preferred: dict[int, list[str]] | None = None) -> DataFrame:
+                     lifetime_values: DataFrame, preferred: dict[int, list[str]] | None = None) -> DataFrame:
     """Rows of gold.segment_profiles. scored: customer features with segment_id; rfm: customer_id,
-    rfm_segment; preferred: the preferred categories of each segment, when products are known."""
+    rfm_segment; lifetime_values: gold.customer_lifetime_value; preferred: the preferred categories of
+    each segment, when products are known."""
     spark = scored.sparkSession
     features = [c.name for c in table("customer_features").columns if c.profiled and c.name in scored.columns]
     net = F.col("monetary").cast("decimal(24,4)")
@@ -45,7 +63,8 @@ def segment_profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, Segment
                  .withColumn("r", F.row_number().over(country_rank)).where("r <= 3")
                  .groupBy("segment_id").agg(F.sort_array(F.collect_list(F.struct("r", "main_country"))).alias("c"))
                  .select("segment_id", F.col("c.main_country").alias("top_countries")))
-    rows = stats.join(dominant, "segment_id").join(countries, "segment_id").toPandas()
+    rows = (stats.join(dominant, "segment_id").join(countries, "segment_id")
+            .join(lifetime_value_by_segment(scored, lifetime_values), "segment_id").toPandas())
     medians = ("recency_days", "frequency", "monetary", "avg_order_value")
     rows["top_countries"] = rows["top_countries"].map(list)
     rule = segment_catalogue().without_net_purchases

@@ -5,10 +5,17 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from ..core.delta import create_table_if_missing, drop_if_columns_changed, overwrite_tables, rows_in_last_commit
+from ..core.delta import (
+    create_table_if_missing,
+    drop_if_columns_changed,
+    overwrite_tables,
+    rows_in_last_commit,
+    table_exists,
+)
+from ..core.errors import UserError
 from ..core.settings import Settings
 from ..core.tables import table
 from ..models import tracking
@@ -22,13 +29,26 @@ def _log_report_figures(spark: SparkSession, settings: Settings, model_version: 
     """Draw the report's own figures once and keep them in MLflow; the report embeds these files."""
     import mlflow
 
-    with mlflow.start_run(run_name=f"publish as of {as_of_date}",
-                          tags={tracking.TASK_TAG: "publish", "model_version": str(model_version)}):
+    with tracking.task_run(settings, "publish", f"publish as of {as_of_date}"):
+        mlflow.set_tag("model_version", str(model_version))
         mlflow.log_params({"as_of_date": str(as_of_date), "model_name": settings.model_name,
                            "model_version": str(model_version), "job_run_id": settings.run_id})
         with tempfile.TemporaryDirectory() as tmp:
             figures.draw_report_figures(spark, settings, Path(tmp))
             mlflow.log_artifacts(tmp, "report_figures")
+
+
+def _lifetime_values(spark: SparkSession, settings: Settings, as_of_date) -> DataFrame:
+    """gold.customer_lifetime_value, which must value the customers of these features."""
+    name = settings.tables.customer_lifetime_value
+    if not table_exists(spark, name):
+        raise UserError(f"{name} does not exist: run task lifetime_value before publish")
+    values = spark.table(name)
+    dates = [row[0] for row in values.select("as_of_date").distinct().collect()]
+    if dates != [as_of_date]:
+        raise UserError(f"{name} is as of {', '.join(map(str, dates)) or '(no rows)'} but the customer features "
+                        f"are as of {as_of_date}: run task lifetime_value before publish")
+    return values
 
 
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
@@ -63,7 +83,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         if "customers" in sources:
             built["segment_attributes"] = segment_mix.segment_attributes(
                 scored.join(segment_names_frame(spark, names), "segment_id"))
-        built["segment_profiles"] = segment_profiles(scored, rfm, names, preferred).select(
+        built["segment_profiles"] = segment_profiles(
+            scored, rfm, names, _lifetime_values(spark, settings, as_of_date), preferred).select(
             "*", *lineage, F.lit(as_of_date).alias("as_of_date"))
         drop_if_columns_changed(spark, tables.segment_profiles, table("segment_profiles").spec(sources))
         written = overwrite_tables(spark, {getattr(tables, name): (df, table(name).spec(sources))

@@ -8,9 +8,13 @@ from ..core.delta import sql_string
 from ..core.settings import Settings
 from ..core.tables import table
 
+# High value: the top fifth of customers by net revenue so far. Predicted CLV cannot say it: it is
+# already low for whoever the model thinks is leaving.
+HIGH_VALUE_PERCENTILE = 0.8
+
 
 def view_statements(settings: Settings) -> list[str]:
-    """CREATE OR REPLACE VIEW statements of the three views, in dependency order."""
+    """CREATE OR REPLACE VIEW statements of the views, in dependency order."""
     t = settings.tables
     bodies = {
         "segment_migration": f"""
@@ -36,8 +40,21 @@ SELECT segment_name, customers, round(share_of_customers, 4) AS share_of_custome
 FROM {t.segment_profiles}""",
         "customer_latest_segment": f"""
 SELECT s.customer_id, s.segment_name, s.recommended_action, s.rfm_segment, f.recency_days, f.frequency,
-  round(f.monetary, 2) AS net_revenue, f.last_purchase_date, f.main_country, s.as_of_date
-FROM {t.customer_segments} s JOIN {t.customer_features} f ON s.customer_id = f.customer_id""",
+  round(f.monetary, 2) AS net_revenue, f.last_purchase_date, f.main_country,
+  round(v.p_alive, 4) AS p_alive, round(v.p_purchase_90d, 4) AS p_purchase_90d,
+  round(v.expected_purchases_90d, 2) AS expected_purchases_90d, round(v.predicted_clv, 2) AS predicted_clv,
+  v.churn_risk, s.as_of_date
+FROM {t.customer_segments} s JOIN {t.customer_features} f ON s.customer_id = f.customer_id
+LEFT JOIN {t.customer_lifetime_value} v ON s.customer_id = v.customer_id""",
+        "high_value_at_risk": f"""
+WITH ranked AS (
+  SELECT *, percent_rank() OVER (ORDER BY net_revenue) AS revenue_percentile FROM {t.customer_latest_segment}
+)
+SELECT customer_id, segment_name, churn_risk, p_purchase_90d, p_alive, predicted_clv, net_revenue,
+  frequency AS orders, recency_days, last_purchase_date, main_country,
+  round(revenue_percentile, 4) AS revenue_percentile, as_of_date
+FROM ranked
+WHERE revenue_percentile >= {HIGH_VALUE_PERCENTILE} AND churn_risk IN ('at risk', 'likely lost')""",
     }
     return [f"CREATE OR REPLACE VIEW {getattr(t, name)} COMMENT {sql_string(table(name).comment)} AS{body}"
             for name, body in bodies.items()]

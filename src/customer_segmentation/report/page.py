@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from ..core.rules import cleaning_rules
 from ..core.settings import Settings
 from ..gold.features import RULE_SEGMENT_ID
-from ..models import tracking
+from ..models import btyd, tracking
 from ..silver.cleaning import clean_customer_id
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -124,6 +124,51 @@ def _quality(spark: SparkSession, settings: Settings) -> dict:
     }
 
 
+def _slipping(spark: SparkSession, settings: Settings) -> dict:
+    """Churn-risk bands, the valuable customers at risk and the holdout check, for "Who is slipping away"."""
+    t = settings.tables
+    values = spark.table(t.customer_lifetime_value)
+    bands = (values.groupBy("churn_risk").agg(F.count("*").alias("customers"),
+                                              F.sum("predicted_clv").alias("predicted_clv"))
+             .toPandas().set_index("churn_risk"))
+    at_risk = spark.table(t.high_value_at_risk)
+    high_value = at_risk.agg(F.count("*").alias("customers"), F.sum("net_revenue").alias("net_revenue"),
+                             F.sum("predicted_clv").alias("predicted_clv")).first()
+    top = at_risk.orderBy(F.desc("net_revenue")).limit(10).select(
+        "customer_id", "segment_name", "churn_risk", "p_purchase_90d", "net_revenue", "predicted_clv", "recency_days",
+        "main_country").toPandas()
+    fit = (spark.table(t.clv_model_parameters).orderBy(F.desc("as_of_date")).limit(1).toPandas()
+           .iloc[0].to_dict())
+    customers = int(bands["customers"].sum())
+
+    def band(name: str) -> dict:
+        row = bands.loc[name] if name in bands.index else None
+        count = int(row["customers"]) if row is not None else 0
+        return {"customers": f"{count:,}", "share": f"{count / customers:.0%}" if customers else "n/a",
+                "value": f"{(row['predicted_clv'] if row is not None else 0) or 0:,.0f}"}
+
+    mean_p_alive = values.agg(F.avg("p_alive")).first()[0]
+    return {
+        "bands": {name: band(name) for name in ("active", "at risk", "likely lost")},
+        "active_from": f"{btyd.ACTIVE_FROM:.0%}", "at_risk_from": f"{btyd.AT_RISK_FROM:.0%}",
+        "window_days": btyd.CHURN_WINDOW_DAYS,
+        "horizon_days": settings.clv_horizon_days,
+        "total_value": f"{bands['predicted_clv'].sum():,.0f}",
+        "high_value": {"customers": f"{high_value['customers']:,}",
+                       "net_revenue": f"{high_value['net_revenue'] or 0:,.0f}",
+                       "predicted_clv": f"{high_value['predicted_clv'] or 0:,.0f}"},
+        "top": table(top, {"p_purchase_90d": "{:.0%}", "net_revenue": "{:,.0f}", "predicted_clv": "{:,.0f}"}),
+        "mostly_alive": mean_p_alive is not None and mean_p_alive > 0.95,
+        "not_fitted": fit.get("not_fitted_reason"),
+        "holdout": None if pd.isna(fit.get("holdout_actual")) else {
+            "days": int(fit["holdout_days"]), "start": fit["calibration_end"],
+            "predicted": f"{fit['holdout_predicted']:,.0f}", "actual": f"{fit['holdout_actual']:,.0f}",
+            "error": f"{fit['holdout_relative_error']:+.0%}" if pd.notna(fit["holdout_relative_error"]) else "n/a",
+            "mae": f"{fit['holdout_mae']:.2f}"},
+        "holdout_skipped": fit.get("validation_skipped_reason"),
+    }
+
+
 def _share(value) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.1%}"
 
@@ -175,6 +220,7 @@ def build(spark: SparkSession, settings: Settings) -> Path:
         "concentration": table(concentration[["top_percent", "customers", "share_of_net_revenue"]],
                                {"customers": "{:,}", "share_of_net_revenue": "{:.1%}"}),
         "who": _who_they_are(spark, settings),
+        "slipping": _slipping(spark, settings),
     }
     with tempfile.TemporaryDirectory() as tmp:
         figures, selection, champion = _figures(settings, Path(tmp))
