@@ -4,6 +4,7 @@
 #   make run SOURCE=<dir>    run the whole job on the transaction files in <dir>
 #   make test                run the test suite
 #   make bench               run the benchmark harness (see BENCHMARKS.md)
+#   make screenshots         the report of a real-data run, photographed at 1280 and 390 px into docs/
 #   make class-archive       record the JVM classes of a run: later local runs start faster
 #   make clean               remove local state (tables, checkpoints, MLflow store, data)
 
@@ -30,7 +31,7 @@ export MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK := true
 SOURCE ?=
 ARGS ?=
 
-.PHONY: run test bench clean bootstrap lock class-archive
+.PHONY: run test bench clean bootstrap lock class-archive screenshots
 
 bootstrap: $(INSTALLED) $(JARS)
 
@@ -54,6 +55,12 @@ run: bootstrap
 test: bootstrap
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(ARGS)
+
+REAL_DATA := ../shared/data/online-retail/by-day
+SCREENSHOT_STATE := .local/screenshots
+screenshots: bootstrap
+	$(PY) -m customer_segmentation run --source $(REAL_DATA) --state-root $(SCREENSHOT_STATE)
+	$(PY) -m customer_segmentation.report.browser $(SCREENSHOT_STATE)/report/index.html docs
 
 bench: bootstrap $(CLASS_ARCHIVE)
 	$(PY) -m bench $(ARGS)

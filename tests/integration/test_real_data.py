@@ -166,3 +166,26 @@ def test_every_customer_has_a_lifetime_value_validated_on_a_holdout(spark, real_
     at_risk = spark.table(f"{settings.catalog}.{settings.gold_schema}.high_value_at_risk")
     assert at_risk.count() > 0
     assert {r[0] for r in at_risk.select("churn_risk").distinct().collect()} <= {"at risk", "likely lost"}
+
+
+def test_every_dashboard_dataset_runs_on_the_real_tables_with_the_columns_its_widgets_use(spark, real_job):
+    import json
+
+    from customer_segmentation.publish import dashboard
+
+    settings, *_ = real_job
+    content = json.loads(dashboard.DASHBOARD_FILE.read_text(encoding="utf-8"))
+    fields = {}
+    for page in content["pages"]:
+        for item in page["layout"]:
+            query = item["widget"]["queries"][0]["query"]
+            fields.setdefault(query["datasetName"], set()).update(f["name"] for f in query["fields"])
+    # As the bundle's dataset_catalog / dataset_schema do: unqualified names are gold's.
+    spark.sql(f"USE {settings.catalog}.{settings.gold_schema}")
+    try:
+        for dataset in content["datasets"]:
+            result = spark.sql("".join(dataset["queryLines"]))
+            assert fields[dataset["name"]] <= set(result.columns), dataset["name"]
+            assert result.count() > 0, dataset["name"]
+    finally:
+        spark.sql("USE spark_catalog.default")

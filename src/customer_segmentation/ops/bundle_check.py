@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import glob
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ class Problem:
 
 
 def _resource_models():
+    from databricks.bundles.dashboards import Dashboard
     from databricks.bundles.experiments import MlflowExperiment
     from databricks.bundles.jobs import Job
     from databricks.bundles.registered_models import RegisteredModel
@@ -47,7 +49,7 @@ def _resource_models():
     from databricks.bundles.volumes import Volume
 
     return {"jobs": Job, "schemas": Schema, "volumes": Volume, "experiments": MlflowExperiment,
-            "registered_models": RegisteredModel}
+            "registered_models": RegisteredModel, "dashboards": Dashboard}
 
 
 def _resolve(value, lookup):
@@ -156,7 +158,30 @@ def check_bundle(root: str | Path, target: str = "dev") -> list[Problem]:
                 bundle._add(file, where, str(error))
             if kind == "jobs":
                 _check_job(bundle, file, where, body, resolved)
+            if kind == "dashboards":
+                _check_dashboard(bundle, file, where, resolved)
     return bundle.problems
+
+
+def _check_dashboard(bundle: Bundle, file: str, where: str, dashboard: dict) -> None:
+    """The dashboard file exists and parses; every widget reads a dataset the file defines."""
+    path = (bundle.root / "resources" / str(dashboard.get("file_path"))).resolve()
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        bundle._add(file, f"{where}.file_path", f"{dashboard.get('file_path')} cannot be read as JSON: {error}")
+        return
+    datasets = {d.get("name") for d in content.get("datasets") or []}
+    for page in content.get("pages") or []:
+        for item in page.get("layout") or []:
+            widget = item.get("widget") or {}
+            for query in widget.get("queries") or []:
+                name = (query.get("query") or {}).get("datasetName")
+                if name not in datasets:
+                    bundle._add(file, f"{where}.file_path", f"widget {widget.get('name')!r} on page "
+                                                            f"{page.get('name')!r} reads unknown dataset {name!r}")
+    if dashboard.get("embed_credentials") is not False:
+        bundle._add(file, f"{where}.embed_credentials", "must be false: viewers query with their own credentials")
 
 
 def _check_job(bundle: Bundle, file: str, where: str, raw: dict, job: dict) -> None:

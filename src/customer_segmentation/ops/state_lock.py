@@ -27,6 +27,7 @@ class StateInUse(UserError):
 @contextmanager
 def holding(state_root: str | Path, command: str) -> Iterator[None]:
     folder = Path(state_root).resolve()
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "lock"
     handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
@@ -43,3 +44,7 @@ def holding(state_root: str | Path, command: str) -> Iterator[None]:
         yield
     finally:
         os.close(handle)
+        # A command refused before it wrote anything leaves no state folder behind.
+        if created and [p.name for p in folder.iterdir()] == ["lock"]:
+            lock.unlink()
+            folder.rmdir()

@@ -1,0 +1,10 @@
+-- What a typical customer of each segment looks like (medians of the RFM features), and what the
+-- lifetime-value model expects of them: chance of buying in the next 90 days, share of the value
+-- still to come.
+SELECT segment_name, customers,
+       median_recency_days, median_frequency, round(median_monetary, 2) AS median_net_revenue,
+       round(median_avg_order_value, 2) AS median_order_value, median_tenure_days,
+       round(mean_p_purchase_90d, 3) AS mean_p_purchase_90d, customers_at_risk,
+       round(100 * share_of_predicted_clv, 1) AS pct_of_predicted_clv, description
+FROM ${gold}.segment_profiles
+ORDER BY customers DESC
