@@ -47,7 +47,7 @@ def test_every_widget_reads_a_dataset_and_fields_its_query_names():
     assert used == set(sql), "no dataset without a widget"
     pages = {p["displayName"] for p in content["pages"]}
     assert {"Segments", "Segment profiles", "Who is slipping away", "Customers to act on",
-            "Movement between snapshots", "Revenue trends"} == pages
+            "Movement between snapshots", "Data quality", "Revenue trends"} == pages
     filters = {(p["name"], w["spec"]["encodings"]["fields"][0]["fieldName"]) for p, w, _ in widgets(content)
                if w["spec"]["widgetType"].startswith("filter")}
     assert {("act_on", "segment_name"), ("act_on", "main_country"), ("movement", "to_date")} <= filters

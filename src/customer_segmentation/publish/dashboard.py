@@ -55,6 +55,11 @@ PAGES = (
         ("table", "segment_migration", "Where customers moved since the previous snapshot", (
             "from_date", "to_date", "from_segment", "to_segment", "customers")),
     )),
+    ("quality", "Data quality", (
+        ("bar", "data_quality", "Lines received, kept and quarantined", ("outcome", "lines")),
+        ("table", "data_quality", "What became of the lines received", (
+            "outcome", "lines", "pct_of_lines_received", "lines_received")),
+    )),
     ("trends", "Revenue trends", (
         ("line", "monthly_trends", "Net revenue by month", ("month", "net_revenue")),
         ("line", "monthly_trends", "Active customers by month", ("month", "active_customers")),

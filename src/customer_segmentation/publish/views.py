@@ -1,5 +1,6 @@
-"""The views analysts read: movement between snapshots, the segments in marketing terms, and each
-customer's latest segment. Table names are built from validated identifiers only; each view's
+"""The views analysts read: movement between snapshots, the segments in marketing terms, each
+customer's latest segment, the valuable customers slipping away, and what became of the lines
+received. Table names are built from validated identifiers only; each view's
 comment comes from the table registry."""
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ SELECT customer_id, segment_name, churn_risk, p_purchase_90d, p_alive, predicted
   round(revenue_percentile, 4) AS revenue_percentile, as_of_date
 FROM ranked
 WHERE revenue_percentile >= {HIGH_VALUE_PERCENTILE} AND churn_risk IN ('at risk', 'likely lost')""",
+        # Over silver, so that analysts (granted gold only) see what happened to the lines received.
+        "data_quality": f"""
+WITH outcomes AS (
+  SELECT 'kept' AS outcome, count(*) AS lines FROM {t.orders}
+  UNION ALL
+  SELECT concat('quarantined: ', reject_reason), count(*) FROM {t.orders_quarantine} GROUP BY reject_reason
+)
+SELECT outcome, lines, round(lines / sum(lines) OVER (), 6) AS share_of_lines_received,
+  sum(lines) OVER () AS lines_received
+FROM outcomes""",
     }
     return [f"CREATE OR REPLACE VIEW {getattr(t, name)} COMMENT {sql_string(table(name).comment)} AS{body}"
             for name, body in bodies.items()]
