@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from customer_segmentation.core.settings import TASKS
 from customer_segmentation.ops.cli import main
 
 
@@ -31,7 +32,7 @@ class FakeWorkspace:
                   "state": {"life_cycle_state": "TERMINATED",
                             "result_state": ("FAILED" if (self.run_result == "FAILED" and key == "train")
                                              else "SUCCESS")}}
-                 for i, key in enumerate(("bronze", "silver", "gold_features", "train", "publish"))]
+                 for i, key in enumerate(TASKS)]
         self.polls += 1
         if self.polls < 2:
             return {"run_id": 101, "state": {"life_cycle_state": "RUNNING"}, "tasks": []}
@@ -114,7 +115,7 @@ def test_trigger_runs_my_dev_job_and_reports_tasks(fake_workspace, capsys):
     assert main(["trigger", "--target", "dev", "--poll-seconds", "0.01"]) == 0
     assert fake_workspace.started == [7]
     out = capsys.readouterr().out
-    for task in ("bronze", "silver", "gold_features", "train", "publish"):
+    for task in TASKS:
         assert task in out
     assert "0:01:00" in out and "run 101: SUCCESS" in out
 

@@ -95,7 +95,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         # One snapshot per as_of_date, replaced atomically: readers never see half of one.
         history.writeTo(tables.segment_history).overwrite(F.col("as_of_date") == F.lit(as_of_date))
         written[tables.segment_history] = rows_in_last_commit(spark, tables.segment_history)
-        for statement in view_statements(settings):
+        silver = all(table_exists(spark, name) for name in (tables.orders, tables.orders_quarantine))
+        for statement in view_statements(settings, with_data_quality=silver):
             spark.sql(statement)
         _log_report_figures(spark, settings, version.version, as_of_date)
         return written

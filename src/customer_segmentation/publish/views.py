@@ -14,8 +14,9 @@ from ..core.tables import table
 HIGH_VALUE_PERCENTILE = 0.8
 
 
-def view_statements(settings: Settings) -> list[str]:
-    """CREATE OR REPLACE VIEW statements of the views, in dependency order."""
+def view_statements(settings: Settings, with_data_quality: bool = True) -> list[str]:
+    """CREATE OR REPLACE VIEW statements of the views, in dependency order; data_quality only
+    `with_data_quality` (the silver tables it reads exist)."""
     t = settings.tables
     bodies = {
         "segment_migration": f"""
@@ -68,4 +69,4 @@ SELECT outcome, lines, round(lines / sum(lines) OVER (), 6) AS share_of_lines_re
 FROM outcomes""",
     }
     return [f"CREATE OR REPLACE VIEW {getattr(t, name)} COMMENT {sql_string(table(name).comment)} AS{body}"
-            for name, body in bodies.items()]
+            for name, body in bodies.items() if with_data_quality or name != "data_quality"]
