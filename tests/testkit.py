@@ -82,8 +82,8 @@ HISTORY = {"clustering_metrics", "segment_history"}
 
 
 def _normalise(value, landing_dirs):
-    if isinstance(value, float):
-        return float(f"{value:.9g}")
+    if isinstance(value, float):  # NaN != NaN: compared by name
+        return "NaN" if value != value else float(f"{value:.9g}")
     if isinstance(value, str):
         for folder in landing_dirs:
             value = value.replace(folder, "<landing>")

@@ -65,6 +65,10 @@ def test_fewer_customers_than_k_skips_the_impossible_candidates(spark, make_sett
     value_without_orders(spark, settings)  # publish needs the lifetime values too
     run_task(spark, settings, "publish")
     assert spark.table(settings.tables.customer_segments).count() == 3
+    # No lifetime value could be fitted: its columns are null, never NaN.
+    profiles = spark.table(settings.tables.segment_profiles)
+    assert profiles.where("share_of_predicted_clv IS NULL AND mean_predicted_clv IS NULL").count() == profiles.count()
+    assert profiles.where(" OR ".join(f"isnan({c})" for c, kind in profiles.dtypes if kind == "double")).count() == 0
 
 
 def test_identical_customers_cannot_be_split(spark, make_settings):

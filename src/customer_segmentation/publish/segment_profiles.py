@@ -79,12 +79,19 @@ def segment_profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, Segment
     rows["segment_name"] = rows["segment_id"].map(lambda s: names[int(s)].name)
     rows["recommended_action"] = rows["segment_id"].map(lambda s: names[int(s)].action)
     if preferred is None:
-        return spark.createDataFrame(rows)
+        return _nulls_kept(spark.createDataFrame(rows))
     # Joined as text (an all-empty list column has no type to infer), split back in Spark.
     rows["preferred_categories"] = rows["segment_id"].map(lambda s: "\u001f".join(preferred.get(int(s), [])))
     text = F.col("preferred_categories")
-    return spark.createDataFrame(rows).withColumn(
+    return _nulls_kept(spark.createDataFrame(rows)).withColumn(
         "preferred_categories", F.when(text == "", F.array().cast("array<string>")).otherwise(F.split(text, "\u001f")))
+
+
+def _nulls_kept(df: DataFrame) -> DataFrame:
+    """Back from pandas, a null number is NaN: null again, as SQL readers expect (NaN is not null,
+    and it sorts above every number)."""
+    return df.select(*[F.when(~F.isnan(name), F.col(name)).alias(name) if kind == "double" else F.col(name)
+                       for name, kind in df.dtypes])
 
 
 def preferred_categories(categories: DataFrame, top: int = 3, threshold: float = 1.1) -> dict[int, list[str]]:
