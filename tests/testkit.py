@@ -78,7 +78,7 @@ LINEAGE = {"_ingested_at", "processed_at", "run_id", "model_name", "model_versio
            "candidate_run_id", "_line_id", "batch_id"}
 # Contents per table; quality_log is per micro-batch, so only its totals are compared.
 SKIP = {"quality_log"}
-HISTORY = {"clustering_metrics", "segment_history"}
+HISTORY = {"clustering_metrics", "segment_history", "clv_model_parameters", "clv_validation"}
 
 
 def _normalise(value, landing_dirs):

@@ -42,7 +42,10 @@ class LifetimeValueFixture(NutterFixture):
         assert values.count() == spark.table(tables.customer_features).count()
         assert values.where("p_alive IS NULL OR churn_risk IS NULL").count() == 0
         fit = spark.table(tables.clv_model_parameters).first()
-        assert fit["r"] > 0 and fit["not_fitted_reason"] is None
+        assert fit["r"] is not None and fit["r"] > 0, fit["not_fitted_reason"]
+        # Forty customers may not pin Gamma-Gamma down: then no value is predicted, and the reason says why.
+        valued = values.where("predicted_clv IS NOT NULL").count()
+        assert valued == (values.count() if fit["p"] is not None else 0), fit["not_fitted_reason"]
 
     def after_all(self):
         self.scratch.drop(spark)

@@ -65,6 +65,7 @@ def gamma_gamma_log_likelihood(params, x, m_x):
 # Parameters are optimised on their logarithms within these bounds: e^-12 .. e^12 holds every
 # sensible estimate, and a parameter that runs to a bound means the data do not pin it down.
 LOG_BOUND = 12.0
+GRADIENT_STEP = 1e-6
 
 
 def _maximise(log_likelihood, names: tuple[str, ...], starts: list[np.ndarray], weights: np.ndarray) -> Fit:
@@ -79,8 +80,13 @@ def _maximise(log_likelihood, names: tuple[str, ...], starts: list[np.ndarray], 
             total = float(np.dot(weights, log_likelihood(np.exp(log_params))))
         return -total if np.isfinite(total) else 1e300
 
-    results = [optimize.minimize(objective, np.log(start), method="L-BFGS-B", bounds=[(-LOG_BOUND, LOG_BOUND)]
-                                 * len(names), options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
+    # Central differences of a relative step 1e-6: a forward difference of step 1e-8 drowns in the
+    # rounding of the log-gamma terms (about 1e-7 summed over thousands of customers when b is large),
+    # which sends the search along the flat ridge at random and its gradient check astray.
+    results = [optimize.minimize(objective, np.log(start), method="L-BFGS-B", jac="3-point",
+                                 bounds=[(-LOG_BOUND, LOG_BOUND)] * len(names),
+                                 options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000,
+                                          "finite_diff_rel_step": GRADIENT_STEP})
                for start in starts]
     result = min(results, key=lambda r: r.fun)
     estimate = np.exp(result.x)
@@ -93,7 +99,9 @@ def _maximise(log_likelihood, names: tuple[str, ...], starts: list[np.ndarray], 
     # Converged: the log-likelihood is finite and flat (its gradient on the log-parameters under 1e-3
     # per observation). On a flat ridge a parameter may settle anywhere along it, even at a bound:
     # the predictions are the same there, so the fit is used and the message says so.
-    gradient = optimize.approx_fprime(result.x, objective, 1e-8)
+    steps = GRADIENT_STEP * np.maximum(np.abs(result.x), 1.0)
+    gradient = np.array([(objective(result.x + step) - objective(result.x - step)) / (2 * step[i])
+                         for i, step in enumerate(np.diag(steps))])
     bounded = np.abs(result.x) > LOG_BOUND - 1e-3
     at_bound = [n for n, hit in zip(names, bounded) if hit]
     flat = np.abs(np.where(bounded, 0.0, gradient))

@@ -57,7 +57,10 @@ def _weeks(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def fit_models(summary: DataFrame) -> Fitted:
     """Both models on a summary (x, t_x_days, T_days, m_x), or the reasons they could not be fitted."""
-    combos = summary.groupBy("x", "t_x_days", "T_days").count().toPandas()
+    # Sorted: the fit then sums its terms in one order, whatever order Spark returned them in, so
+    # the same data give the same estimates to the last digit (a batched and a one-shot run agree).
+    combos = summary.groupBy("x", "t_x_days", "T_days").count().toPandas().sort_values(
+        ["x", "t_x_days", "T_days"], ignore_index=True)
     customers, reasons = int(combos["count"].sum()), []
     repeaters = int(combos.loc[combos["x"] > 0, "count"].sum())
     bgnbd = gamma_gamma = None
@@ -72,7 +75,8 @@ def fit_models(summary: DataFrame) -> Fitted:
             reasons.append(f"BG/NBD: the fit did not converge (optimiser: {bgnbd.message.rstrip(': ')}; estimates "
                            f"{estimates}): the data do not pin the model down")
             bgnbd = None
-    spend = (summary.where("x > 0 AND m_x > 0").groupBy("x", F.round("m_x", 6).alias("m_x")).count().toPandas())
+    spend = (summary.where("x > 0 AND m_x > 0").groupBy("x", F.round("m_x", 6).alias("m_x")).count().toPandas()
+             .sort_values(["x", "m_x"], ignore_index=True))
     spend_customers = int(spend["count"].sum()) if len(spend) else 0
     if spend_customers < MIN_REPEAT_CUSTOMERS:
         reasons.append(f"Gamma-Gamma: only {spend_customers} repeat customers with a positive mean spend; at least "
