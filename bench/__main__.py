@@ -1,10 +1,11 @@
-"""`make bench`: the whole job against the two references, on the same input, in one invocation.
+"""`make bench`: the whole job against its peers and the floor, on the same input, in one invocation.
 
-For every size: generate (or reuse) the landing data, run the product's job from empty state,
-the pandas + scikit-learn reference and the naive PySpark reference, each in its own process;
-record wall time (per task for the product), lines per second and the peak resident memory of
-the whole process tree (the JVM included). Results go to bench/results/<time>.json and the
-table into BENCHMARKS.md between its result markers.
+For every size: generate (or reuse) the landing data, run the product's job from empty state, the
+PySpark peer (the script a competent user writes: features cached before the k loop), the pandas +
+scikit-learn reference and the floor (the least a Spark + Delta medallion pipeline does, timed per
+layer), each in its own process; record wall time (per task for the product), lines per second and
+the peak resident memory of the whole process tree (the JVM included). Results go to
+bench/results/<time>.json and the two tables into BENCHMARKS.md between its result markers.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ NOT_RUN = {"seconds": None, "peak_rss_gib": "-", "exit_code": None}  # a referen
 # Reading the PSS of a 2-3 GB JVM costs the kernel about 55 ms, with the JVM's memory map locked:
 # five samples a second took a quarter of a core of the two measured and slowed the JVM.
 SAMPLE_SECONDS = 1.0
+# The product's task behind each layer of the floor.
+LAYERS = {"bronze": "bronze", "silver": "silver", "gold": "gold_features"}
 TASK_LABELS = [{"gold_features": "gold", "lifetime_value": "ltv"}.get(t, t) for t in JOB_ORDER]
 
 
@@ -119,9 +122,8 @@ def run_product(data: Path, size: str, k_max: int) -> dict:
     return result
 
 
-def run_reference(module: str, data: Path, k_max: int, seed: int, memory_limit: int | None = None) -> dict:
-    result = measure([sys.executable, "-m", f"bench.{module}", str(data), "2", str(k_max), str(seed)],
-                     memory_limit=memory_limit)
+def run_reference(module: str, *args, memory_limit: int | None = None) -> dict:
+    result = measure([sys.executable, "-m", f"bench.{module}", *map(str, args)], memory_limit=memory_limit)
     last = result["output"].strip().splitlines()[-1] if result["output"].strip() else ""
     result["detail"] = json.loads(last) if result["exit_code"] == 0 and last.startswith("{") else None
     return result
@@ -144,11 +146,11 @@ def machine() -> dict:
 
 def table(rows: list[dict]) -> str:
     header = (f"| size | lines | product s | task seconds ({'/'.join(TASK_LABELS)}) | lifetime-value fit s "
-              "(distinct summaries) | product peak GiB | s per M lines | naive PySpark s | pandas s | pandas peak GiB "
-              "| product / naive | product / pandas |")
+              "(distinct summaries) | product peak GiB | s per M lines | PySpark peer s | pandas s | pandas peak GiB "
+              "| product / peer | product / pandas |")
     lines = [header, "|" + "---|" * 12]
     for r in rows:
-        p, n, q = r["product"], r["naive_pyspark"], r["pandas_sklearn"]
+        p, n, q = r["product"], r["pyspark_peer"], r["pandas_sklearn"]
         tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}" for t in JOB_ORDER)
         fit = f"{p['clv_fit']['seconds']:.1f} ({p['clv_fit']['distinct_summaries']:,})" if p.get("clv_fit") else "-"
 
@@ -160,7 +162,22 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['size']} | {r['lines']:,} | {seconds(p)} | {tasks} | {fit} | {p['peak_rss_gib']} | "
             f"{p['seconds'] / r['lines'] * 1e6:.1f} | {seconds(n)} | {seconds(q)} | {q['peak_rss_gib']} | "
-            f"{r['ratio_naive'] or '-'} | {r['ratio_pandas'] or '-'} |")
+            f"{r['ratio_peer'] or '-'} | {r['ratio_pandas'] or '-'} |")
+    return "\n".join(lines)
+
+
+def layers_table(rows: list[dict]) -> str:
+    """The product's data layers beside the floor's, seconds and ratio per layer and in all."""
+    lines = ["| size | " + " | ".join(f"{layer} s (product / floor = ratio)" for layer in (*LAYERS, "data layers"))
+             + " |", "|" + "---|" * (len(LAYERS) + 2)]
+    for r in rows:
+        floor = (r["floor"].get("detail") or {}).get("timings")
+        if not floor or r["product"]["exit_code"] != 0:
+            continue
+        product = {layer: r["product"]["tasks"].get(task, 0.0) for layer, task in LAYERS.items()}
+        pairs = [(product[layer], floor[layer]) for layer in LAYERS]
+        pairs.append((sum(p for p, _ in pairs), sum(f for _, f in pairs)))
+        lines.append(f"| {r['size']} | " + " | ".join(f"{p:.1f} / {f:.1f} = {p / f:.1f}" for p, f in pairs) + " |")
     return "\n".join(lines)
 
 
@@ -188,22 +205,23 @@ def main(argv: list[str] | None = None) -> int:
         data, lines = dataset(size, args.seed)
         print(f"[bench] {size}: {lines:,} lines", flush=True)
         product = run_product(data, size, args.k_max)
-        naive, pandas = (NOT_RUN, NOT_RUN) if args.product_only else (
-            run_reference("naive_pyspark", data, args.k_max, args.seed),
-            run_reference("pandas_sklearn", data, args.k_max, args.seed, REFERENCE_MEMORY_LIMIT))
+        peer, pandas, floor = (NOT_RUN, NOT_RUN, NOT_RUN) if args.product_only else (
+            run_reference("pyspark_peer", data, 2, args.k_max, args.seed),
+            run_reference("pandas_sklearn", data, 2, args.k_max, args.seed, memory_limit=REFERENCE_MEMORY_LIMIT),
+            run_reference("floor", data))
 
         def ratio(other, product=product):
             ok = product["exit_code"] == 0 and other.get("exit_code") == 0
             return round(product["seconds"] / other["seconds"], 2) if ok else None
 
-        rows.append({"size": size, "lines": lines, "product": product, "naive_pyspark": naive,
-                     "pandas_sklearn": pandas, "ratio_naive": ratio(naive), "ratio_pandas": ratio(pandas)})
-        print(table(rows[-1:]), flush=True)
+        rows.append({"size": size, "lines": lines, "product": product, "pyspark_peer": peer, "pandas_sklearn": pandas,
+                     "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas)})
+        print(table(rows[-1:]) + "\n\n" + layers_table(rows[-1:]), flush=True)
         # Written after every size: a long run that is stopped keeps the sizes it finished.
         record["sizes"] = [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
                             for k, v in r.items()} for r in rows]
         (RESULTS / f"{record['when']}.json").write_text(json.dumps(record, indent=2) + "\n")
-    markdown = table(rows)
+    markdown = table(rows) + "\n\nThe data layers against the floor:\n\n" + layers_table(rows)
     print(markdown)
     if not args.no_update:
         update_benchmarks_md(markdown, record)

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from bench import naive_pyspark, pandas_sklearn
-from bench.__main__ import NOT_RUN, SAMPLE_SECONDS, commit, measure, table
+from bench import floor, pandas_sklearn, pyspark_peer
+from bench.__main__ import NOT_RUN, SAMPLE_SECONDS, commit, layers_table, measure, table
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,16 @@ def test_pandas_reference_runs(tiny):
     assert all(set(s) == {"silhouette", "davies_bouldin", "calinski_harabasz"} for s in result["scores"].values())
 
 
-def test_naive_pyspark_reference_runs(spark, tiny):
-    result = naive_pyspark.run(spark, str(tiny), 2, 3, seed=1)
+def test_pyspark_peer_runs(spark, tiny):
+    result = pyspark_peer.run(spark, str(tiny), 2, 3, seed=1)
     assert result["customers"] > 30 and set(result["scores"]) == {2, 3}
+
+
+def test_floor_writes_each_layer_and_times_it(spark, tiny, tmp_path):
+    result = floor.run(spark, str(tiny), str(tmp_path))
+    assert 30 < result["customers"] <= 40 and set(result["timings"]) == {"bronze", "silver", "gold"}
+    lines = sum(len(f.read_text().splitlines()) - 1 for f in tiny.glob("*.csv"))
+    assert spark.read.format("delta").load(str(tmp_path / "bronze")).count() == lines
 
 
 def test_harness_measures_time_and_memory_of_a_process_tree():
@@ -36,12 +43,16 @@ def test_harness_measures_time_and_memory_of_a_process_tree():
     assert result["exit_code"] == 0 and result["seconds"] >= lifetime and result["peak_rss_gib"] >= 0.15
     failed = measure([sys.executable, "-c", "raise SystemExit(3)"])
     assert failed["exit_code"] == 3
-    row = {"size": "tiny", "lines": 1000, "ratio_naive": 0.5, "ratio_pandas": None,
-           "product": {**result, "tasks": {"bronze": 1.0}}, "naive_pyspark": result, "pandas_sklearn": failed}
+    floor_run = {**result, "detail": {"timings": {"bronze": 0.5, "silver": 2.0, "gold": 1.0}}}
+    row = {"size": "tiny", "lines": 1000, "ratio_peer": 0.5, "ratio_pandas": None, "floor": floor_run,
+           "product": {**result, "tasks": {"bronze": 1.0, "silver": 3.0, "gold_features": 4.0}},
+           "pyspark_peer": result, "pandas_sklearn": failed}
     markdown = table([row])
     assert "| tiny | 1,000 |" in markdown and "failed (3)" in markdown
-    product_only = table([{**row, "naive_pyspark": NOT_RUN, "pandas_sklearn": NOT_RUN, "ratio_naive": None}])
+    assert "| tiny | 1.0 / 0.5 = 2.0 | 3.0 / 2.0 = 1.5 | 4.0 / 1.0 = 4.0 | 8.0 / 3.5 = 2.3 |" in layers_table([row])
+    product_only = table([{**row, "pyspark_peer": NOT_RUN, "pandas_sklearn": NOT_RUN, "ratio_peer": None}])
     assert product_only.count("not run") == 2
+    assert layers_table([{**row, "floor": NOT_RUN}]).count("\n") == 1, "no floor, no row"
 
 
 def test_results_name_the_commit_measured():
