@@ -104,9 +104,29 @@ def test_a_fit_on_distinct_observations_with_counts_is_the_fit_on_every_customer
         assert grouped.params[name] == pytest.approx(value, rel=1e-4), name
 
 
-def drawn_summary(customers: int, seed: int, days: int = 365):
+def test_a_fit_on_the_no_drop_out_ridge_converges_and_predicts_the_same_in_any_order():
+    # Customers who hardly ever drop out (as in the real data): the maximum lies where a -> 0 with b
+    # free, so a and b settle anywhere along that ridge; the fit must still converge and its
+    # predictions must not depend on where (or on the order of the summaries).
+    x, t_x, T = drawn_summary(customers=3000, seed=4, process=PurchaseProcess(r=0.8, alpha=10.0, a=1e-6, b=10.0))
+    combos, counts = np.unique(np.c_[x, t_x, T], axis=0, return_counts=True)
+    fits = []
+    for seed in range(4):
+        order = np.random.default_rng(seed).permutation(len(combos))
+        fits.append(btyd.fit_bgnbd(*combos[order].T, counts[order]))
+    assert all(fit.converged for fit in fits), [fit.message for fit in fits]
+    assert max(fit.params["a"] for fit in fits) < 1e-3
+    predicted = [btyd.expected_purchases(tuple(fit.params.values()), 13.0, *combos.T) @ counts for fit in fits]
+    for fit, total in zip(fits[1:], predicted[1:]):
+        assert fit.log_likelihood == pytest.approx(fits[0].log_likelihood, rel=1e-9)
+        assert total == pytest.approx(predicted[0], rel=1e-4)
+        for name in ("r", "alpha"):
+            assert fit.params[name] == pytest.approx(fits[0].params[name], rel=1e-5), name
+
+
+def drawn_summary(customers: int, seed: int, days: int = 365, process: PurchaseProcess | None = None):
     """(x, t_x, T) in weeks, on the day grid, of customers buying as BG/NBD says (the generator's draws)."""
-    customer, day, _ = draw_purchases(np.random.default_rng(seed), PurchaseProcess(), customers, days)
+    customer, day, _ = draw_purchases(np.random.default_rng(seed), process or PurchaseProcess(), customers, days)
     first = np.full(customers, days)
     np.minimum.at(first, customer, day)
     last = np.zeros(customers, int)
