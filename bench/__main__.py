@@ -174,8 +174,7 @@ def layers_table(rows: list[dict]) -> str:
         floor = (r["floor"].get("detail") or {}).get("timings")
         if not floor or r["product"]["exit_code"] != 0:
             continue
-        product = {layer: r["product"]["tasks"].get(task, 0.0) for layer, task in LAYERS.items()}
-        pairs = [(product[layer], floor[layer]) for layer in LAYERS]
+        pairs = [(r["product"]["tasks"].get(task, 0.0), floor[layer]) for layer, task in LAYERS.items()]
         pairs.append((sum(p for p, _ in pairs), sum(f for _, f in pairs)))
         lines.append(f"| {r['size']} | " + " | ".join(f"{p:.1f} / {f:.1f} = {p / f:.1f}" for p, f in pairs) + " |")
     return "\n".join(lines)
