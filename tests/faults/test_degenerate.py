@@ -97,12 +97,29 @@ def test_lifetime_value_models_say_why_they_cannot_be_fitted(spark):
     one_time = fit_models(spark.createDataFrame([(str(i), 0, 0, 30 + i, None) for i in range(40)], SUMMARY))
     assert one_time.bgnbd is None
     assert one_time.reasons[0] == "BG/NBD: no customer bought twice, so repeat buying cannot be estimated"
-    # Everyone buys again, nobody drops out, and repeat spend netted to nothing by returns.
+    # Everyone buys again at one rate and stops after a purchase half the time: the maximum lies at
+    # the homogeneous limit (r, alpha, a, b all running to the bound), whose predictions are finite.
     flat = fit_models(spark.createDataFrame([(str(i), 1 + i % 3, 5 + i, 60 + i, 0.0) for i in range(40)], SUMMARY))
-    assert flat.bgnbd is None and flat.gamma_gamma is None
-    assert flat.reasons[0].startswith("BG/NBD: the fit did not converge (optimiser: ABNORMAL; estimates r = ")
-    assert flat.reasons[0].endswith("the data do not pin the model down")
-    assert flat.reasons[1].startswith("Gamma-Gamma: only 0 repeat customers with a positive mean spend")
+    assert flat.bgnbd is not None and "the data do not pin it down" in flat.bgnbd.message
+    rate = flat.bgnbd.params["r"] / flat.bgnbd.params["alpha"]
+    drop_out = flat.bgnbd.params["a"] / (flat.bgnbd.params["a"] + flat.bgnbd.params["b"])
+    assert 0.4 < rate < 0.7 and 0.45 < drop_out < 0.55, (rate, drop_out)
+    assert flat.reasons == ["Gamma-Gamma: only 0 repeat customers with a positive mean spend; at least 10 are needed"]
+
+
+def test_a_fit_that_does_not_converge_is_not_used_and_says_why(spark, monkeypatch):
+    from customer_segmentation.models import btyd, lifetime_value
+
+    def stalled(*_args):
+        params = dict.fromkeys(["r", "alpha", "a", "b"], 1.0)
+        return btyd.Fit(params, params, -1e3, False, "ABNORMAL: ")
+
+    monkeypatch.setattr(btyd, "fit_bgnbd", stalled)
+    rows = [(str(i), 1 + i % 3, 5 + i, 60 + i, 20.0 + i) for i in range(40)]
+    fitted = lifetime_value.fit_models(spark.createDataFrame(rows, SUMMARY))
+    assert fitted.bgnbd is None and fitted.gamma_gamma is not None
+    assert fitted.reasons == ["BG/NBD: the fit did not converge (optimiser: ABNORMAL; estimates r = 1, alpha = 1, "
+                              "a = 1, b = 1): the data do not pin the model down"]
 
 
 def test_a_holdout_longer_than_the_history_skips_the_validation_with_a_reason(spark):

@@ -63,8 +63,10 @@ def gamma_gamma_log_likelihood(params, x, m_x):
 
 
 # Parameters are optimised on their logarithms within these bounds: e^-12 .. e^12 holds every
-# sensible estimate, and a parameter that runs to a bound means the data do not pin it down.
+# sensible estimate, and a parameter that runs towards a bound (past e^±10: the search stops
+# wherever the gain along the ridge drops below rounding) means the data do not pin it down.
 LOG_BOUND = 12.0
+NEAR_BOUND = LOG_BOUND - 2.0
 GRADIENT_STEP = 1e-6
 
 
@@ -100,11 +102,11 @@ def _maximise(log_likelihood, names: tuple[str, ...], starts: list[np.ndarray], 
     # per observation). On a flat ridge a parameter may settle anywhere along it, even at a bound:
     # the predictions are the same there, so the fit is used and the message says so.
     gradient = result.jac  # the optimiser's own central differences at its last point
-    bounded = np.abs(result.x) > LOG_BOUND - 1e-3
+    bounded = np.abs(result.x) > NEAR_BOUND
     at_bound = [n for n, hit in zip(names, bounded) if hit]
     flat = np.abs(np.where(bounded, 0.0, gradient))
     converged = bool(np.isfinite(result.fun) and np.max(flat) < 1e-3 * max(1.0, float(weights.sum())))
-    message = str(result.message) + (f"; {', '.join(at_bound)} at the bound e^±{LOG_BOUND:g}: the data do not "
+    message = str(result.message) + (f"; {', '.join(at_bound)} ran to the bound e^±{LOG_BOUND:g}: the data do not "
                                      f"pin it down" if at_bound else "")
     return Fit(dict(zip(names, estimate.tolist())), dict(zip(names, errors.tolist())), -float(result.fun),
                converged, message)
