@@ -12,7 +12,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ..core.tables import table
-from .features import counted_lines
+from .features import counted_lines, distinct_count
 
 TOP_PRODUCTS = table("top_products").options["limit"]
 TOP_CUSTOMERS = table("top_customers").options["limit"]
@@ -29,8 +29,8 @@ def monthly_revenue(orders: DataFrame, features: DataFrame, as_of_date: dt.date)
         _revenue(F.sum(amount)).alias("net_revenue"),
         _revenue(F.sum(F.when(purchase, amount))).alias("gross_revenue"),
         _revenue(-F.sum(F.when(~purchase, amount))).alias("returns_value"),
-        F.countDistinct(F.when(purchase, F.col("invoice_no"))).alias("orders"),
-        F.countDistinct(F.when(purchase, F.col("customer_id"))).alias("active_customers"),
+        distinct_count(F.when(purchase, F.col("invoice_no"))).alias("orders"),
+        distinct_count(F.when(purchase, F.col("customer_id"))).alias("active_customers"),
     ).join(new, "month", "left").fillna(0, ["new_customers"])
         .withColumn("as_of_date", F.lit(as_of_date)).orderBy("month"))
 
@@ -52,7 +52,7 @@ def revenue_by_weekday(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
         ((F.dayofweek("invoice_date") + 5) % 7 + 1).alias("weekday_number"),
         F.date_format("invoice_date", "EEEE").alias("weekday"),
     ).agg(_revenue(F.sum("line_amount")).alias("net_revenue"),
-          F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
+          distinct_count(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
     return _with_share(grouped).withColumn("as_of_date", F.lit(as_of_date)).orderBy("weekday_number")
 
 
@@ -60,8 +60,8 @@ def revenue_by_country(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
     lines = counted_lines(orders, as_of_date)
     grouped = lines.groupBy("country").agg(
         _revenue(F.sum("line_amount")).alias("net_revenue"),
-        F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"),
-        F.countDistinct("customer_id").alias("customers"))
+        distinct_count(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"),
+        distinct_count(F.col("customer_id")).alias("customers"))
     return _with_share(grouped).withColumn("as_of_date", F.lit(as_of_date)).orderBy(F.desc("net_revenue"))
 
 
@@ -75,7 +75,7 @@ def top_products(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
     per_product = lines.groupBy("stock_code").agg(
         F.sum("quantity").cast("long").alias("quantity_sold"),
         _revenue(F.sum("line_amount")).alias("net_revenue"),
-        F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
+        distinct_count(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
     everyone = Window.partitionBy(F.lit(1))
     ranked = (per_product.join(descriptions, "stock_code", "left")
               .withColumn("rank_by_quantity",

@@ -9,6 +9,7 @@ gold (an upgrade) rebuilds them.
 from __future__ import annotations
 
 import hashlib
+from contextlib import ExitStack
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -50,24 +51,28 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     if _built_from(spark, settings) == built_from:
         say(f"[gold_features] inputs unchanged since the last build ({built_from}): tables kept as they are")
         return {}
-    customer_features = features.customer_features(orders, as_of_date)
-    if sources:
-        customer_features = enrichment.enrich(
-            customer_features,
-            enrichment.customer_attributes(spark.table(tables.customers)) if "customers" in sources else None,
-            enrichment.engagement_totals(spark.table(tables.engagement), as_of_date) if "engagement" in sources
-            else None)
-    customer_features = customer_features.persist()
-    try:
+    with ExitStack() as cached:
+        # One scan of silver feeds every table: the lines gold reads, kept while the tables are built.
+        lines = features.gold_lines(orders, as_of_date).persist()
+        cached.callback(lines.unpersist)
+        customer_features = features.customer_features(lines, as_of_date)
+        if sources:
+            customer_features = enrichment.enrich(
+                customer_features,
+                enrichment.customer_attributes(spark.table(tables.customers)) if "customers" in sources else None,
+                enrichment.engagement_totals(spark.table(tables.engagement), as_of_date) if "engagement" in sources
+                else None)
+        customer_features = customer_features.persist()
+        cached.callback(customer_features.unpersist)
         built = {
             "customer_features": customer_features,
             "value_tiers": value_tiers.value_tiers(customer_features, settings.seed),
             "rfm_segments": rfm.rfm_segments(customer_features, rfm_rules(),
                                              segment_catalogue().without_net_purchases.name),
-            "monthly_revenue": insights.monthly_revenue(orders, customer_features, as_of_date),
-            "revenue_by_weekday": insights.revenue_by_weekday(orders, as_of_date),
-            "revenue_by_country": insights.revenue_by_country(orders, as_of_date),
-            "top_products": insights.top_products(orders, as_of_date),
+            "monthly_revenue": insights.monthly_revenue(lines, customer_features, as_of_date),
+            "revenue_by_weekday": insights.revenue_by_weekday(lines, as_of_date),
+            "revenue_by_country": insights.revenue_by_country(lines, as_of_date),
+            "top_products": insights.top_products(lines, as_of_date),
             "top_customers": insights.top_customers(customer_features),
             "lost_customers_monthly": insights.lost_customers_monthly(customer_features, as_of_date),
             "revenue_concentration": insights.revenue_concentration(customer_features, as_of_date),
@@ -79,8 +84,6 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         # Recorded last: a build interrupted before this line is redone in full next time.
         set_property(spark, tables.customer_features, BUILT_FROM, built_from)
         return written
-    finally:
-        customer_features.unpersist()
 
 
 def code_fingerprint() -> str:
