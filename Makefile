@@ -52,12 +52,9 @@ $(JARS_DIR)/%.jar:
 run: bootstrap
 	$(PY) -m customer_segmentation run $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
-# Two workers (pytest-xdist): a small job keeps a core only about half busy, waiting on the driver,
-# Delta commits and MLflow; tests that share a job run on one worker (see tests/conftest.py).
-TEST_WORKERS ?= 2
 test: bootstrap
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n $(TEST_WORKERS) $(ARGS)
+	$(PY) -m pytest $(ARGS)
 
 REAL_DATA := ../shared/data/online-retail/by-day
 SCREENSHOT_STATE := .local/screenshots

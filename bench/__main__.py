@@ -114,12 +114,19 @@ def run_product(data: Path, size: str, k_max: int) -> dict:
                       "--state-root", str(state), "--k-max", str(k_max), "--no-report"])
     result["tasks"] = {m.group(1): float(m.group(2))
                        for m in re.finditer(r"^\[(\w+)\] done in ([\d.]+) s", result["output"], re.MULTILINE)}
+    result["customers"] = customers_built(result["output"])
     # The lifetime-value fit alone (aggregation to distinct summaries included): flat in lines.
     fit = re.search(r"^\[lifetime_value\] fitted on ([\d,]+) distinct summaries .* in ([\d.]+) s", result["output"],
                     re.MULTILINE)
     result["clv_fit"] = {"distinct_summaries": int(fit.group(1).replace(",", "")), "seconds": float(fit.group(2))} \
         if fit else None
     return result
+
+
+def customers_built(output: str) -> int | None:
+    """The customers gold built features for, from the task's "done" line."""
+    found = re.search(r"^\[gold_features\] done .*customer_features \+([\d,]+)", output, re.MULTILINE)
+    return int(found.group(1).replace(",", "")) if found else None
 
 
 def run_reference(module: str, *args, memory_limit: int | None = None) -> dict:
@@ -180,6 +187,20 @@ def layers_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def customers_table(rows: list[dict]) -> str:
+    """Train and publish as customers grow: seconds, milliseconds per customer, peak memory."""
+    lines = ["| size | customers | train s | train ms per customer | train peak GiB | publish s | "
+             "publish ms per customer |", "|" + "---|" * 7]
+    for r in rows:
+        p = r["product"]
+        if p["exit_code"] != 0 or not p.get("customers"):
+            continue
+        n, train, publish = p["customers"], p["tasks"].get("train", 0.0), p["tasks"].get("publish", 0.0)
+        lines.append(f"| {r['size']} | {n:,} | {train:.1f} | {train / n * 1e3:.2f} | "
+                     f"{p['peak_rss_gib_by_task'].get('train', '-')} | {publish:.1f} | {publish / n * 1e3:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="real,1m,10m", help="comma-separated: real, 1m, 10m, 50m (default: "
@@ -215,12 +236,13 @@ def main(argv: list[str] | None = None) -> int:
 
         rows.append({"size": size, "lines": lines, "product": product, "pyspark_peer": peer, "pandas_sklearn": pandas,
                      "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas)})
-        print(table(rows[-1:]) + "\n\n" + layers_table(rows[-1:]), flush=True)
+        print(table(rows[-1:]) + "\n\n" + layers_table(rows[-1:]) + "\n\n" + customers_table(rows[-1:]), flush=True)
         # Written after every size: a long run that is stopped keeps the sizes it finished.
         record["sizes"] = [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
                             for k, v in r.items()} for r in rows]
         (RESULTS / f"{record['when']}.json").write_text(json.dumps(record, indent=2) + "\n")
-    markdown = table(rows) + "\n\nThe data layers against the floor:\n\n" + layers_table(rows)
+    markdown = (table(rows) + "\n\nThe data layers against the floor:\n\n" + layers_table(rows)
+                + "\n\nTrain and publish as customers grow:\n\n" + customers_table(rows))
     print(markdown)
     if not args.no_update:
         update_benchmarks_md(markdown, record)

@@ -25,21 +25,6 @@ _schema_counter = itertools.count()
 _findings: list[str] = []
 
 
-# Session fixtures that run a whole job: every test that uses one runs on the same xdist worker,
-# so the job runs once per suite (`make test` runs two workers, `--dist loadgroup`).
-SHARED_JOBS = ("real_job", "synthetic_job")
-
-
-def pytest_collection_modifyitems(items):
-    """Group tests for the parallel run: by shared job, else by module (module fixtures run once);
-    groups that take minutes are started first, so that the workers finish together."""
-    for item in items:
-        group = next((name for name in SHARED_JOBS if name in item.fixturenames), item.nodeid.split("::")[0])
-        item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: not (item.get_closest_marker("minutes") or
-                                     any(name in item.fixturenames for name in SHARED_JOBS)))
-
-
 def pytest_runtest_logreport(report):
     # Figures a test records with record_property("finding", ...) are printed at the end of the run.
     if report.when == "call":

@@ -6,7 +6,16 @@ import sys
 import pytest
 
 from bench import floor, pandas_sklearn, pyspark_peer
-from bench.__main__ import NOT_RUN, SAMPLE_SECONDS, commit, layers_table, measure, table
+from bench.__main__ import (
+    NOT_RUN,
+    SAMPLE_SECONDS,
+    commit,
+    customers_built,
+    customers_table,
+    layers_table,
+    measure,
+    table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +62,16 @@ def test_harness_measures_time_and_memory_of_a_process_tree():
     product_only = table([{**row, "pyspark_peer": NOT_RUN, "pandas_sklearn": NOT_RUN, "ratio_peer": None}])
     assert product_only.count("not run") == 2
     assert layers_table([{**row, "floor": NOT_RUN}]).count("\n") == 1, "no floor, no row"
+    grown = {**row, "product": {**row["product"], "customers": 2000, "peak_rss_gib_by_task": {"train": 1.5},
+                                "tasks": {"train": 10.0, "publish": 2.0}}}
+    assert "| tiny | 2,000 | 10.0 | 5.00 | 1.5 | 2.0 | 1.00 |" in customers_table([grown])
+
+
+def test_customers_are_read_from_the_gold_task_line():
+    output = ("[gold_features] started\n[gold_features] done in 12.3 s (spark_catalog.g.customer_features +4,371, "
+              "spark_catalog.g.value_tiers +4,371)\n[train] done in 1.0 s (nothing written)\n")
+    assert customers_built(output) == 4371
+    assert customers_built("[gold_features] done in 1.0 s (nothing written)") is None
 
 
 def test_results_name_the_commit_measured():

@@ -19,7 +19,7 @@ from customer_segmentation.core.settings import Settings
 from customer_segmentation.ops.jobs import JOB_ORDER
 from testkit import REPO, SMALL_JOB, quality_totals, snapshot
 
-pytestmark = [pytest.mark.faults, pytest.mark.minutes]
+pytestmark = pytest.mark.faults
 
 # The same model search as the reference job; the report is not part of any table.
 FLAGS = ["--k-min", str(SMALL_JOB["k_min"]), "--k-max", str(SMALL_JOB["k_max"]),

@@ -9,7 +9,7 @@ from customer_segmentation.models import tracking
 from customer_segmentation.ops.jobs import JOB_ORDER, run_job, run_task
 from testkit import copy_files, quality_totals, snapshot
 
-pytestmark = [pytest.mark.faults, pytest.mark.minutes]
+pytestmark = pytest.mark.faults
 
 
 def _tables(spark, settings):
