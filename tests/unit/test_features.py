@@ -203,6 +203,27 @@ def test_insight_tables(spark):
     assert (best["rank"], best["customer_id"]) == (1, "1")
 
 
+def test_gold_lines_give_every_table_the_rows_the_whole_orders_give(spark):
+    # The task builds every table from one persisted frame of the lines gold reads: the lines it
+    # leaves out (after the reference date; guests' postage) and the columns it drops change nothing;
+    # a customer with only postage still has a row of features.
+    rows = [("1", "1", "2011-11-07", 10, 1.0), ("2", "2", "2011-11-08", 1, 30.0, "22", "France"),
+            (None, "3", "2011-10-03", 5, 2.0), (None, "3", "2011-10-03", 1, 4.0, "POST"),
+            ("2", "C4", "2011-11-08", -1, 30.0, "22", "France"), ("1", "5", "2011-11-07", 1, 9.0, "POST"),
+            ("1", "6", "2011-12-11", 3, 2.0), ("3", "7", "2011-11-21", 1, 5.0, "POST")]
+    orders = orders_frame(spark, rows)
+    lines = features.gold_lines(orders, AS_OF)
+    assert lines.count() == 6 and set(lines.columns) == set(features.GOLD_COLUMNS)
+
+    def tables(source):
+        feats = features.customer_features(source, AS_OF)
+        built = [feats, insights.monthly_revenue(source, feats, AS_OF), insights.revenue_by_weekday(source, AS_OF),
+                 insights.revenue_by_country(source, AS_OF), insights.top_products(source, AS_OF)]
+        return [sorted(map(tuple, df.collect()), key=repr) for df in built]
+
+    assert tables(lines) == tables(orders)
+
+
 def test_shares_of_a_total_that_is_not_positive_are_undefined(spark):
     # Everything bought was cancelled: net revenue 0, so no row has a share of it.
     orders = orders_frame(spark, [("1", "1", "2011-11-07", 2, 5.0), ("1", "C2", "2011-11-08", -2, 5.0)])
