@@ -33,9 +33,18 @@ def distinct_count(value: Column) -> Column:
     return F.size(F.collect_set(value)).cast("long")
 
 
+def is_counted(as_of_date: dt.date) -> Column:
+    """A line every feature and insight counts: goods, dated before the reference date."""
+    return F.col("is_product") & (F.col("invoice_date") < F.lit(as_of_date))
+
+
+def is_customer_line(as_of_date: dt.date) -> Column:
+    """A line the customer features read: any valid line of a customer before the reference date."""
+    return F.col("has_customer") & (F.col("invoice_date") < F.lit(as_of_date))
+
+
 def counted_lines(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
-    """The lines every feature and insight counts: goods, dated before the reference date."""
-    return orders.where(F.col("is_product") & (F.col("invoice_date") < F.lit(as_of_date)))
+    return orders.where(is_counted(as_of_date))
 
 
 # The silver columns gold reads.
@@ -47,8 +56,7 @@ def gold_lines(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
     """Every line a gold table reads, in one frame: valid lines dated before the reference date that
     belong to a customer (features) or are goods (features and insights), gold's columns only.
     Every gold transform gives the same result on it as on the whole orders table."""
-    return (orders.where((F.col("has_customer") | F.col("is_product")) & (F.col("invoice_date") < F.lit(as_of_date)))
-            .select(*GOLD_COLUMNS))
+    return orders.where(is_customer_line(as_of_date) | is_counted(as_of_date)).select(*GOLD_COLUMNS)
 
 
 def default_as_of_date(orders: DataFrame) -> dt.date | None:
@@ -66,7 +74,7 @@ def check_as_of_date(orders: DataFrame, as_of_date: dt.date) -> None:
 
 def customer_features(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
     """One row per customer with a valid line before `as_of_date` (any line: goods or not)."""
-    customer_lines = orders.where(F.col("has_customer") & (F.col("invoice_date") < F.lit(as_of_date)))
+    customer_lines = orders.where(is_customer_line(as_of_date))
     goods = F.col("is_product")
     purchase = goods & ~F.col("is_cancellation")
     returned = goods & F.col("is_cancellation")

@@ -204,8 +204,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         raise UserError(f"{tables.customer_features} is empty: there are no customers to value")
     as_of_date = first[0]
     days = purchase_days(spark.table(tables.orders), as_of_date).persist()
+    summary = summaries(days, features, as_of_date).persist()
     try:
-        summary = summaries(days, features, as_of_date).persist()
         summary.count()  # aggregated before the timer: the time printed is the fit's own
         started = time.perf_counter()
         fitted = fit_models(summary)
@@ -239,6 +239,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 _register(settings, config)
         return written
     finally:
+        summary.unpersist()
         days.unpersist()
 
 
