@@ -187,3 +187,29 @@ def test_gamma_gamma_equals_the_oracle_and_the_paper_on_cdnow(cdnow):
     assert scored["expected_purchases_90d"].to_numpy() == pytest.approx(
         bgf.conditional_expected_number_of_purchases_up_to_time(90 / 7, sample["frequency"], sample["recency"],
                                                                 sample["T"]), rel=1e-3)
+
+
+def test_the_fits_objectives_are_the_summed_likelihoods_with_their_exact_gradients():
+    """The fit maximises a regrouped form of each log-likelihood with its analytic gradient: both
+    must equal the per-observation formula summed, and its central differences."""
+    x, t_x, T = drawn_summary(customers=3000, seed=5)
+    combos, counts = np.unique(np.c_[x, t_x, T], axis=0, return_counts=True)
+    weights = counts.astype(float)
+    rng = np.random.default_rng(6)
+    spend_x = rng.integers(1, 30, 500).astype(float)
+    spend_m = rng.gamma(2.0, 20.0, 500)
+    spend_weights = rng.integers(1, 4, 500).astype(float)
+    cases = [(btyd._bgnbd_objective(*combos.T, weights), lambda p: weights @ btyd.bgnbd_log_likelihood(p, *combos.T),
+              [(0.5, 2.0, 0.8, 2.5), (0.8, 10.0, 0.01, 5.0), (2.0, 30.0, 1.5, 0.7)]),
+             (btyd._gamma_gamma_objective(spend_x, spend_m, spend_weights),
+              lambda p: spend_weights @ btyd.gamma_gamma_log_likelihood(p, spend_x, spend_m),
+              [(6.0, 4.0, 15.0), (1.5, 2.5, 80.0)])]
+    for objective, summed, points in cases:
+        for point in points:
+            point = np.array(point)
+            value, gradient = objective(point)
+            assert value == pytest.approx(summed(point), rel=1e-12)
+            steps = 1e-6 * point
+            numeric = [(summed(point + step) - summed(point - step)) / (2 * step[i])
+                       for i, step in enumerate(np.diag(steps))]
+            assert gradient == pytest.approx(numeric, rel=1e-5, abs=1e-3), point
