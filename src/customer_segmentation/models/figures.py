@@ -160,17 +160,23 @@ def draw_champion_figures(scored: DataFrame, prepared_scored: DataFrame, names: 
     ])
 
 
+def _actual_and_predicted(ax, x, rows: pd.DataFrame, labels: tuple[str, str, str], markers=(None, None)) -> None:
+    """The actual and the BG/NBD-predicted series of a holdout chart on `ax`, with its labels."""
+    ax.plot(x, rows["actual"], marker=markers[0], color=COLOURS(0), label="actual")
+    ax.plot(x, rows["predicted"], marker=markers[1], linestyle="--", color=COLOURS(1), label="predicted (BG/NBD)")
+    xlabel, ylabel, title = labels
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
 def holdout_by_frequency(validation: pd.DataFrame, path: Path) -> Path:
     """Mean holdout purchases per customer, actual and predicted, by calibration repeat purchases."""
     rows = validation[validation["chart"] == "by_calibration_frequency"].sort_values("position")
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(rows["label"], rows["actual"], marker="o", color=COLOURS(0), label="actual")
-    ax.plot(rows["label"], rows["predicted"], marker="s", linestyle="--", color=COLOURS(1), label="predicted (BG/NBD)")
-    ax.set_xlabel("repeat purchases in the calibration period")
-    ax.set_ylabel("purchases per customer in the holdout window")
-    ax.set_title("Holdout check: purchases in the holdout window by earlier frequency")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    _actual_and_predicted(ax, rows["label"], rows, (
+        "repeat purchases in the calibration period", "purchases per customer in the holdout window",
+        "Holdout check: purchases in the holdout window by earlier frequency"), markers=("o", "s"))
     return save(fig, path)
 
 
@@ -179,14 +185,9 @@ def cumulative_purchases(validation: pd.DataFrame, path: Path) -> Path:
     rows = validation[validation["chart"] == "cumulative_by_week"].sort_values("position")
     weeks = pd.to_datetime(rows["label"])
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.plot(weeks, rows["actual"], color=COLOURS(0), label="actual")
-    ax.plot(weeks, rows["predicted"], linestyle="--", color=COLOURS(1), label="predicted (BG/NBD)")
     holdout = weeks[rows["in_holdout"].astype(bool).to_numpy()]
     if len(holdout):
         ax.axvspan(holdout.min(), holdout.max(), color="grey", alpha=0.15, label="holdout window")
-    ax.set_xlabel("week")
-    ax.set_ylabel("repeat purchases so far")
-    ax.set_title("Holdout check: cumulative repeat purchases of the calibration customers")
-    ax.legend()
-    ax.grid(alpha=0.3)
+    _actual_and_predicted(ax, weeks, rows, (
+        "week", "repeat purchases so far", "Holdout check: cumulative repeat purchases of the calibration customers"))
     return save(fig, path)
