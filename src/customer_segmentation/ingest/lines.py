@@ -87,14 +87,14 @@ def split_fields(line: Column, profile: SourceProfile) -> Column:
     text = F.regexp_replace(line, "^[ \\t]+|[ \\t]+$", "") if profile.delimiter == "whitespace" else line
     # Lookahead: a delimiter splits only if an even number of quotes follows it.
     quote_aware = F.split(text, F.lit(f'{delimiter}(?=(?:[^"]*"[^"]*")*[^"]*$)'), -1)
-    plain = F.split(text, F.lit(delimiter), -1)
-    fields = F.when(F.instr(text, _QUOTE) == 0, plain).otherwise(quote_aware)
 
     def unquote(field: Column) -> Column:
         quoted = field.startswith(_QUOTE) & field.endswith(_QUOTE) & (F.length(field) >= 2)
         return F.when(quoted, F.regexp_replace(F.regexp_extract(field, '^"(.*)"$', 1), '""', '"')).otherwise(field)
 
-    return F.transform(fields, unquote)
+    # Most lines hold no quote: a plain split, without the per-field lambda (Spark interprets lambdas).
+    return F.when(F.instr(text, _QUOTE) == 0, F.split(text, F.lit(delimiter), -1)).otherwise(
+        F.transform(quote_aware, unquote))
 
 
 def _normalised(fields: Column) -> Column:
@@ -107,37 +107,56 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     `lines` has `value` (the line, its bytes as read), `_source_file` and `_ingested_at`. Whole
     files must be in the same DataFrame (a streaming micro-batch always holds whole files),
     because a file's header decides how its other lines map and its fingerprint covers all its lines.
+
+    Everything that needs a whole file (its header, its fingerprint, the occurrence of identical
+    lines) comes from one window over the lines of a file ordered by their bytes: the lines are
+    read once and shuffled once.
     """
     mapped_sources = [source.lower() for _, source in profile.mapping]
     declared_layout = F.array(*[F.lit(s.lower()) for s in profile.source_columns])
     raw = F.col("value").cast("binary")
     decoded = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"),
                            decode(raw, profile.encoding).alias("_decoded"))
-    value = F.regexp_replace(F.col("_decoded"), "^\ufeff", "")  # a byte-order mark is not data
-
-    data = (
-        decoded.withColumn("_fields", split_fields(value, profile))
-        .where(F.trim(value) != "")
-    )
+    # A byte-order mark is not data (a test and a substring: cheaper per line than a regex).
+    text = F.col("_decoded")
+    value = F.when(text.startswith("\ufeff"), F.substring(text, 2, 1 << 30)).otherwise(text)
+    data = decoded.withColumn("_fields", split_fields(value, profile)).where(F.trim(value) != "")
     if profile.header:
-        def names_every_mapped_column(fields: Column) -> Column:
-            normalised = _normalised(fields)
-            return reduce(lambda a, b: a & b, [F.array_contains(normalised, F.lit(s)) for s in mapped_sources])
-
+        normalised = _normalised(F.col("_fields"))
+        names_every_mapped_column = reduce(lambda a, b: a & b,
+                                           [F.array_contains(normalised, F.lit(s)) for s in mapped_sources])
         # A cheap text test first: only lines that hold every mapped column name are compared field by field.
         lowered = F.lower(value)
         may_be_header = reduce(lambda a, b: a & b, [F.instr(lowered, F.lit(s)) > 0 for s in mapped_sources
                                                     if _QUOTE not in s], F.lit(True))
-        headers = (decoded.where(may_be_header)
-                   .select("_source_file", split_fields(value, profile).alias("_fields"))
-                   .where(names_every_mapped_column(F.col("_fields")))
-                   .groupBy("_source_file").agg(F.min(_normalised(F.col("_fields"))).alias("_header")))
-        is_header = F.when(may_be_header, names_every_mapped_column(F.col("_fields"))).otherwise(False)
-        data = data.where(~is_header).join(F.broadcast(headers), "_source_file", "left")
+        is_header = F.when(may_be_header, names_every_mapped_column).otherwise(False)
     else:
-        data = data.withColumn("_header", F.lit(None).cast("array<string>"))
-    layout = F.coalesce(F.col("_header"), declared_layout)
-    data = data.withColumn("_layout", layout)
+        is_header = F.lit(False)
+    data = data.withColumn("_is_header", is_header)
+
+    file_lines = Window.partitionBy("_source_file").orderBy("_raw_bytes")
+    whole_file = file_lines.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    data_line = ~F.col("_is_header")
+    # Identical lines of a file are told apart by their occurrence: ties of the order are identical
+    # bytes, so a line's place among them is its row number less the rank of the first of them.
+    occurrence = F.row_number().over(file_lines) - F.rank().over(file_lines) + 1
+    # The fingerprint: the same for two files with the same data lines, whatever their names or the
+    # order of their lines (the count and two order-free sums of 64-bit hashes of the lines' bytes).
+    # Each sum is exact: the hashes' high and low 32 bits are summed apart as longs (no overflow below
+    # 2^31 lines a file) and joined as a decimal once, cheaper than a decimal sum line by line.
+    def exact_sum(hash_: Column) -> Column:
+        high, low = (F.sum(F.when(data_line, part)).over(whole_file)
+                     for part in (F.shiftright(hash_, 32), hash_.bitwiseAND(0xFFFFFFFF)))
+        return high.cast("decimal(38,0)") * F.lit(1 << 32).cast("decimal(38,0)") + low.cast("decimal(38,0)")
+
+    hashes = F.xxhash64("_raw_bytes"), F.xxhash64(F.lit("fingerprint"), "_raw_bytes")
+    fingerprint_parts = [F.count(F.when(data_line, 1)).over(whole_file), *map(exact_sum, hashes)]
+    fingerprint = F.sha2(F.concat_ws(":", *[p.cast("string") for p in fingerprint_parts]), 256)
+    header = (F.min(F.when(F.col("_is_header"), _normalised(F.col("_fields")))).over(whole_file) if profile.header
+              else F.lit(None).cast("array<string>"))
+    data = (data.select("*", occurrence.alias("_occurrence"), fingerprint.alias("_file_fingerprint"),
+                        F.coalesce(header, declared_layout).alias("_layout"))
+            .where(data_line))
 
     columns = []
     for canonical in spec.columns:
@@ -149,7 +168,7 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
         field = F.when(position > 0, F.try_element_at("_fields", position))
         columns.append(F.translate(field, "\u0000", REPLACEMENT).alias(canonical))
 
-    quote_count = F.length("_decoded") - F.length(F.regexp_replace("_decoded", _QUOTE, ""))
+    quote_count = F.length("_decoded") - F.length(F.translate("_decoded", _QUOTE, ""))
     field_count, expected = F.size("_fields"), F.size("_layout")
     malformed = (
         F.coalesce(encoding_problem(F.col("_raw_bytes"), F.col("_decoded"), profile.encoding),
@@ -157,30 +176,20 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
                    .when(field_count != expected,
                          F.format_string("%d fields where the layout has %d", field_count, expected)))
     )
-    # Fields the profile does not use, by file column name, and surplus fields (no column).
+    # Fields the profile does not use, by file column name, and surplus fields (no column). The test
+    # first: in a file whose columns are all mapped, a line that fits its layout has none.
+    mapped = F.array(*[F.lit(s) for s in mapped_sources])
+    may_have_unused = (field_count > expected) | (F.size(F.array_except("_layout", mapped)) > 0)
     unused = F.filter(
         F.zip_with("_layout", "_fields", lambda column, field: F.struct(column.alias("column"), field.alias("value"))),
         lambda entry: entry["value"].isNotNull()
-        & (entry["column"].isNull() | ~F.array_contains(F.array(*[F.lit(s) for s in mapped_sources]),
-                                                          entry["column"])),
+        & (entry["column"].isNull() | ~F.array_contains(mapped, entry["column"])),
     )
-    rescued = F.when(F.size(unused) > 0, F.translate(F.to_json(unused), "\u0000", REPLACEMENT))
-    # Identical lines of a file are told apart by their occurrence; the id hashes the exact bytes.
-    occurrence = F.row_number().over(Window.partitionBy("_source_file", "_raw_bytes").orderBy("_raw_bytes"))
+    rescued = F.when(may_have_unused & (F.size(unused) > 0), F.translate(F.to_json(unused), "\u0000", REPLACEMENT))
     separator = F.lit(bytearray(b"\x1f"))
     line_id = F.sha2(F.concat(F.encode("_source_file", "UTF-8"), separator, "_raw_bytes", separator,
-                              F.encode(occurrence.cast("string"), "UTF-8")), 256)
-    parsed = data.select(*columns, F.translate("_decoded", "\u0000", REPLACEMENT).alias("_raw_line"), "_raw_bytes",
-                         rescued.alias("_rescued_data"), malformed.alias("_malformed"), "_source_file",
-                         F.lit(profile.name).alias("_source_profile"), "_ingested_at", line_id.alias("_line_id"))
-    return parsed.withColumn("_file_fingerprint", file_fingerprint())
-
-
-def file_fingerprint() -> Column:
-    """The same for two files with the same lines, whatever their names or the order of their lines:
-    the count and two order-free sums of 64-bit hashes of the lines' bytes (exact decimals, no overflow)."""
-    per_file = Window.partitionBy("_source_file")
-    first, second = F.xxhash64("_raw_bytes"), F.xxhash64(F.lit("fingerprint"), "_raw_bytes")
-    parts = [F.count(F.lit(1)).over(per_file),
-             *[F.sum(h.cast("decimal(38,0)")).over(per_file) for h in (first, second)]]
-    return F.sha2(F.concat_ws(":", *[p.cast("string") for p in parts]), 256)
+                              F.encode(F.col("_occurrence").cast("string"), "UTF-8")), 256)
+    return data.select(*columns, F.translate("_decoded", "\u0000", REPLACEMENT).alias("_raw_line"), "_raw_bytes",
+                       rescued.alias("_rescued_data"), malformed.alias("_malformed"), "_source_file",
+                       F.lit(profile.name).alias("_source_profile"), "_ingested_at", line_id.alias("_line_id"),
+                       "_file_fingerprint")
