@@ -130,8 +130,9 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
         may_be_header = reduce(lambda a, b: a & b, [F.instr(lowered, F.lit(s)) > 0 for s in mapped_sources
                                                     if _QUOTE not in s], F.lit(True))
         is_header = F.when(may_be_header, names_every_mapped_column).otherwise(False)
+        header_fields = F.when(F.col("_is_header"), normalised)
     else:
-        is_header = F.lit(False)
+        is_header, header_fields = F.lit(False), F.lit(None).cast("array<string>")
     data = data.withColumn("_is_header", is_header)
 
     file_lines = Window.partitionBy("_source_file").orderBy("_raw_bytes")
@@ -152,8 +153,7 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     hashes = F.xxhash64("_raw_bytes"), F.xxhash64(F.lit("fingerprint"), "_raw_bytes")
     fingerprint_parts = [F.count(F.when(data_line, 1)).over(whole_file), *map(exact_sum, hashes)]
     fingerprint = F.sha2(F.concat_ws(":", *[p.cast("string") for p in fingerprint_parts]), 256)
-    header = (F.min(F.when(F.col("_is_header"), _normalised(F.col("_fields")))).over(whole_file) if profile.header
-              else F.lit(None).cast("array<string>"))
+    header = F.min(header_fields).over(whole_file)
     data = (data.select("*", occurrence.alias("_occurrence"), fingerprint.alias("_file_fingerprint"),
                         F.coalesce(header, declared_layout).alias("_layout"))
             .where(data_line))

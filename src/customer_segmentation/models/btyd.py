@@ -102,8 +102,7 @@ def _maximise(value_and_gradient, names: tuple[str, ...], starts: list[np.ndarra
     bounded = np.abs(result.x) > NEAR_BOUND
     at_bound = [n for n, hit in zip(names, bounded) if hit]
     flat = np.abs(np.where(bounded, 0.0, result.jac))
-    converged = bool(np.isfinite(result.fun) and result.fun < 1e300
-                     and np.max(flat) < 1e-3 * max(1.0, total_weight))
+    converged = bool(result.fun < 1e300 and np.max(flat) < 1e-3 * max(1.0, total_weight))
     message = str(result.message) + (f"; {', '.join(at_bound)} ran to the bound e^±{LOG_BOUND:g}: the data do not "
                                      f"pin it down" if at_bound else "")
     return Fit(dict(zip(names, estimate.tolist())), dict(zip(names, errors.tolist())), -float(result.fun),
@@ -140,7 +139,6 @@ def _bgnbd_objective(x, t_x, T, weights):
     ts, t_at = np.unique(t_x, return_inverse=True)
     weight_of_x = np.bincount(x_at, weights, minlength=len(xs))
     total_weight = weight_of_x.sum()
-    weighted_rx = weights * (x + 0.0)  # (r + x) w = r w + x w, the r part applied per evaluation
     no_repeat = xs == 0
 
     def value_and_gradient(params):
@@ -148,8 +146,9 @@ def _bgnbd_objective(x, t_x, T, weights):
         beta_ab = special.betaln(a, b)
         # Per distinct x; a customer without a repeat purchase cannot have dropped out after one.
         alive_x = special.betaln(a, b + xs) - beta_ab
-        dropped_x = np.where(no_repeat, -np.inf, special.betaln(a + 1, b + np.maximum(xs, 1) - 1) - beta_ab)
-        to_last_x = np.where(no_repeat, 0.0, 1.0 / (b + np.maximum(xs, 1) - 1))
+        b_at_last = b + np.maximum(xs, 1) - 1  # b + x - 1, for the customers with a repeat purchase
+        dropped_x = np.where(no_repeat, -np.inf, special.betaln(a + 1, b_at_last) - beta_ab)
+        to_last_x = np.where(no_repeat, 0.0, 1.0 / b_at_last)
         psi_abx = special.digamma(a + b + xs)
         log_T, log_t = np.log(alpha + Ts)[T_at], np.log(alpha + ts)[t_at]
         rate_x = r + x
@@ -164,7 +163,7 @@ def _bgnbd_objective(x, t_x, T, weights):
         gradient = np.array([
             weight_of_x @ (special.digamma(r + xs) - special.digamma(r)) + total_weight * np.log(alpha)
             - weights @ log_T - w_dropped @ (log_t - log_T),
-            total_weight * r / alpha - (r * weights + weighted_rx) @ (
+            total_weight * r / alpha - (weights * rate_x) @ (
                 1.0 / (alpha + T) + dropped_share * (1.0 / (alpha + t_x) - 1.0 / (alpha + T))),
             weight_of_x @ (special.digamma(a + b) - psi_abx) + w_dropped.sum() / a,
             weight_of_x @ (special.digamma(a + b) - special.digamma(b) - psi_abx + special.digamma(b + xs))
@@ -182,22 +181,24 @@ def _gamma_gamma_objective(x, m_x, weights):
     log_m, log_x = np.log(m_x), np.log(x)
     spend = x * m_x
     weight_sum = weights.sum()
-    # The terms that do not depend on the parameters' interplay with each summary, summed once.
+    # The weighted sums that do not change with the parameters, summed once.
     x_log_mx = weights @ (x * (log_m + log_x))
     sum_log_m = weights @ log_m
 
     def value_and_gradient(params):
         p, q, gamma = params
         log_total = np.log(gamma + spend)
-        px_q, px = p * xs + q, p * xs
+        px = p * xs
+        px_q = px + q
+        shape = p * x + q  # per summary
         lgamma_terms = (special.gammaln(px_q) - special.gammaln(px))[x_at]
-        value = (weights @ (lgamma_terms - (p * x + q) * log_total) - weight_sum * special.gammaln(q)
+        value = (weights @ (lgamma_terms - shape * log_total) - weight_sum * special.gammaln(q)
                  + weight_sum * q * np.log(gamma) + p * x_log_mx - sum_log_m)
         psi_px_q = special.digamma(px_q)[x_at]
         gradient = np.array([
             weights @ (x * (psi_px_q - special.digamma(px)[x_at] - log_total)) + x_log_mx,
             weights @ (psi_px_q - log_total) + weight_sum * (np.log(gamma) - special.digamma(q)),
-            weight_sum * q / gamma - weights @ ((p * x + q) / (gamma + spend)),
+            weight_sum * q / gamma - weights @ (shape / (gamma + spend)),
         ])
         return float(value), gradient
 
