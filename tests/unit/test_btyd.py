@@ -104,6 +104,26 @@ def test_a_fit_on_distinct_observations_with_counts_is_the_fit_on_every_customer
         assert grouped.params[name] == pytest.approx(value, rel=1e-4), name
 
 
+def test_starts_compared_on_a_sample_reach_the_maximum_every_start_reaches_on_all_observations(monkeypatch):
+    """Above START_SAMPLE distinct observations the starts are compared on a sample and only the best
+    is run on all of them: the same maximum as every start run on all of them."""
+    x, t_x, T = drawn_summary(customers=20_000, seed=7)
+    combos, counts = np.unique(np.c_[x, t_x, T], axis=0, return_counts=True)
+    rng = np.random.default_rng(8)
+    repeat = x[x > 0]
+    spend = (repeat, rng.gamma(6.0, 1 / rng.gamma(4.0, 1 / 15.0, len(repeat))))
+    assert len(combos) > 2 * btyd.START_SAMPLE and len(repeat) > 2 * btyd.START_SAMPLE
+    sampled = btyd.fit_bgnbd(*combos.T, counts), btyd.fit_gamma_gamma(*spend)
+    monkeypatch.setattr(btyd, "START_SAMPLE", 10**9)
+    everywhere = btyd.fit_bgnbd(*combos.T, counts), btyd.fit_gamma_gamma(*spend)
+    for fit, reference in zip(sampled, everywhere):
+        assert fit.converged and reference.converged
+        assert fit.log_likelihood == pytest.approx(reference.log_likelihood, rel=1e-10)
+        for name, value in reference.params.items():
+            assert fit.params[name] == pytest.approx(value, rel=1e-5), name
+            assert fit.standard_errors[name] == pytest.approx(reference.standard_errors[name], rel=1e-3), name
+
+
 def test_a_fit_on_the_no_drop_out_ridge_converges_and_predicts_the_same_in_any_order():
     # Customers who hardly ever drop out (as in the real data): the maximum lies where a -> 0 with b
     # free, so a and b settle anywhere along that ridge; the fit must still converge and its

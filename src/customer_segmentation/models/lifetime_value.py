@@ -55,12 +55,34 @@ def _weeks(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             frame["T_days"].to_numpy(float) / WEEK)
 
 
-def fit_models(summary: DataFrame) -> Fitted:
-    """Both models on a summary (x, t_x_days, T_days, m_x), or the reasons they could not be fitted."""
+@dataclass
+class Observations:
+    """What the fits read, on the driver: the distinct (x, t_x_days, T_days) with their customer
+    counts, and the distinct (x, m_x) of repeat customers with a positive mean spend with theirs."""
+
+    purchases: pd.DataFrame
+    spend: pd.DataFrame
+
+
+def observations(summary: DataFrame) -> Observations:
+    """The distinct observations of a summary (x, t_x_days, T_days, m_x), aggregated by Spark."""
     # Sorted: the fit then sums its terms in one order, whatever order Spark returned them in, so
     # the same data give the same estimates to the last digit (a batched and a one-shot run agree).
-    combos = summary.groupBy("x", "t_x_days", "T_days").count().toPandas().sort_values(
+    purchases = summary.groupBy("x", "t_x_days", "T_days").count().toPandas().sort_values(
         ["x", "t_x_days", "T_days"], ignore_index=True)
+    spend = (summary.where("x > 0 AND m_x > 0").groupBy("x", F.round("m_x", 6).alias("m_x")).count().toPandas()
+             .sort_values(["x", "m_x"], ignore_index=True))
+    return Observations(purchases, spend)
+
+
+def fit_models(summary: DataFrame) -> Fitted:
+    """Both models on a summary (x, t_x_days, T_days, m_x), or the reasons they could not be fitted."""
+    return fit_observations(observations(summary))
+
+
+def fit_observations(observed: Observations) -> Fitted:
+    """Both models on the distinct observations, on the driver (no Spark), or the reasons they could not be fitted."""
+    combos, spend = observed.purchases, observed.spend
     customers, reasons = int(combos["count"].sum()), []
     repeaters = int(combos.loc[combos["x"] > 0, "count"].sum())
     bgnbd = gamma_gamma = None
@@ -75,8 +97,6 @@ def fit_models(summary: DataFrame) -> Fitted:
             reasons.append(f"BG/NBD: the fit did not converge (optimiser: {bgnbd.message.rstrip(': ')}; estimates "
                            f"{estimates}): the data do not pin the model down")
             bgnbd = None
-    spend = (summary.where("x > 0 AND m_x > 0").groupBy("x", F.round("m_x", 6).alias("m_x")).count().toPandas()
-             .sort_values(["x", "m_x"], ignore_index=True))
     spend_customers = int(spend["count"].sum()) if len(spend) else 0
     if spend_customers < MIN_REPEAT_CUSTOMERS:
         reasons.append(f"Gamma-Gamma: only {spend_customers} repeat customers with a positive mean spend; at least "
@@ -206,9 +226,9 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     days = purchase_days(spark.table(tables.orders), as_of_date).persist()
     summary = summaries(days, features, as_of_date).persist()
     try:
-        summary.count()  # aggregated before the timer: the time printed is the fit's own
+        observed = observations(summary)  # aggregated by Spark before the timer: the time printed is the fit's own
         started = time.perf_counter()
-        fitted = fit_models(summary)
+        fitted = fit_observations(observed)
         say(f"[lifetime_value] fitted on {fitted.distinct:,} distinct summaries of {fitted.customers:,} customers "
             f"in {time.perf_counter() - started:.1f} s")
         for reason in fitted.reasons:
