@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from .source_profiles import SourceProfile, SourceSpec
@@ -101,6 +101,65 @@ def _normalised(fields: Column) -> Column:
     return F.transform(fields, lambda f: F.lower(F.trim(f)))
 
 
+def _read(lines: DataFrame, profile: SourceProfile) -> DataFrame:
+    """The lines read: their bytes, their decoded text (`_decoded`; `_text` without a byte-order
+    mark), their place in the read (`_read_order`, increasing through a file), and whether they are
+    a header; blank lines dropped. Both passes of `parse_lines` read their lines through this."""
+    raw = F.col("value").cast("binary")
+    # Numbered as read, before anything is filtered: the same numbers in both passes of a batch.
+    read = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"),
+                        decode(raw, profile.encoding).alias("_decoded"),
+                        F.monotonically_increasing_id().alias("_read_order"))
+    # A byte-order mark is not data (a test and a substring: cheaper per line than a regex).
+    decoded = F.col("_decoded")
+    text = F.when(decoded.startswith("\ufeff"), F.substring(decoded, 2, 1 << 30)).otherwise(decoded)
+    read = read.withColumn("_text", text).where(F.trim("_text") != "")
+    if not profile.header:
+        return read.withColumn("_is_header", F.lit(False))
+    mapped_sources = [source.lower() for _, source in profile.mapping]
+    normalised = _normalised(split_fields(F.col("_text"), profile))
+    names_every_mapped_column = reduce(lambda a, b: a & b,
+                                       [F.array_contains(normalised, F.lit(s)) for s in mapped_sources])
+    # A cheap text test first: only lines that hold every mapped column name are split and compared.
+    lowered = F.lower("_text")
+    may_be_header = reduce(lambda a, b: a & b, [F.instr(lowered, F.lit(s)) > 0 for s in mapped_sources
+                                                if _QUOTE not in s], F.lit(True))
+    return read.withColumn("_is_header", F.when(may_be_header, names_every_mapped_column).otherwise(False))
+
+
+def file_facts(read: DataFrame, profile: SourceProfile) -> DataFrame:
+    """One row per landing file of `read` (see `_read`): its layout (its header's columns, else the
+    profile's), the fingerprint of its data lines, where its lines start in the read, and where each
+    canonical column is in its layout. One aggregation: only a row per file crosses the shuffle."""
+    data_line = ~F.col("_is_header")
+    # The fingerprint: the same for two files with the same data lines, whatever their names or the
+    # order of their lines (the count and two order-free sums of 64-bit hashes of the lines' bytes).
+    # Each sum is exact: the hashes' high and low 32 bits are summed apart as longs (no overflow below
+    # 2^31 lines a file) and joined as a decimal once.
+    hashes = F.xxhash64("_raw_bytes"), F.xxhash64(F.lit("fingerprint"), "_raw_bytes")
+    halves = [part for hash_ in hashes for part in (F.shiftright(hash_, 32), hash_.bitwiseAND(0xFFFFFFFF))]
+    header = (F.when(F.col("_is_header"), _normalised(split_fields(F.col("_text"), profile)))
+              if profile.header else F.lit(None).cast("array<string>"))
+    per_file = read.groupBy("_source_file").agg(
+        F.min("_read_order").alias("_first_read"), F.min(header).alias("_header"),
+        F.count(F.when(data_line, 1)).alias("_data_lines"),
+        *[F.sum(F.when(data_line, half)).alias(f"_half{i}") for i, half in enumerate(halves)])
+
+    def exact_sum(high: str, low: str) -> Column:
+        scale = F.lit(1 << 32).cast("decimal(38,0)")
+        return F.col(high).cast("decimal(38,0)") * scale + F.col(low).cast("decimal(38,0)")
+
+    fingerprint_parts = [F.col("_data_lines"), exact_sum("_half0", "_half1"), exact_sum("_half2", "_half3")]
+    fingerprint = F.sha2(F.concat_ws(":", *[p.cast("string") for p in fingerprint_parts]), 256)
+    layout = F.coalesce("_header", F.array(*[F.lit(s.lower()) for s in profile.source_columns]))
+    mapped = F.array(*[F.lit(source.lower()) for _, source in profile.mapping])
+    positions = [F.array_position("_layout", F.lit(source.lower())).cast("int").alias(f"_at_{canonical}")
+                 for canonical, source in profile.mapping]
+    return (per_file.select("_source_file", "_first_read", fingerprint.alias("_file_fingerprint"),
+                            layout.alias("_layout"))
+            .select("*", F.size(F.array_except("_layout", mapped)).alias("_unmapped_columns"), *positions))
+
+
 def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> DataFrame:
     """Bronze rows from lines.
 
@@ -108,88 +167,53 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     files must be in the same DataFrame (a streaming micro-batch always holds whole files),
     because a file's header decides how its other lines map and its fingerprint covers all its lines.
 
-    Everything that needs a whole file (its header, its fingerprint, the occurrence of identical
-    lines) comes from one window over the lines of a file ordered by their bytes: the lines are
-    read once and shuffled once.
+    Two passes over the lines, neither moving them: the first aggregates what needs a whole file (its
+    layout, its fingerprint, where its lines start: `file_facts`), a row per file; the second splits
+    every line and joins its file's row, broadcast. A line is identified by its file and its place in
+    the read, so identical lines of a file are told apart without comparing them.
     """
-    mapped_sources = [source.lower() for _, source in profile.mapping]
-    declared_layout = F.array(*[F.lit(s.lower()) for s in profile.source_columns])
-    raw = F.col("value").cast("binary")
-    decoded = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"),
-                           decode(raw, profile.encoding).alias("_decoded"))
-    # A byte-order mark is not data (a test and a substring: cheaper per line than a regex).
-    text = F.col("_decoded")
-    value = F.when(text.startswith("\ufeff"), F.substring(text, 2, 1 << 30)).otherwise(text)
-    data = decoded.withColumn("_fields", split_fields(value, profile)).where(F.trim(value) != "")
-    if profile.header:
-        normalised = _normalised(F.col("_fields"))
-        names_every_mapped_column = reduce(lambda a, b: a & b,
-                                           [F.array_contains(normalised, F.lit(s)) for s in mapped_sources])
-        # A cheap text test first: only lines that hold every mapped column name are compared field by field.
-        lowered = F.lower(value)
-        may_be_header = reduce(lambda a, b: a & b, [F.instr(lowered, F.lit(s)) > 0 for s in mapped_sources
-                                                    if _QUOTE not in s], F.lit(True))
-        is_header = F.when(may_be_header, names_every_mapped_column).otherwise(False)
-        header_fields = F.when(F.col("_is_header"), normalised)
-    else:
-        is_header, header_fields = F.lit(False), F.lit(None).cast("array<string>")
-    data = data.withColumn("_is_header", is_header)
+    read = _read(lines, profile)
+    facts = file_facts(read, profile)
+    data = read.where(~F.col("_is_header")).join(F.broadcast(facts), "_source_file")
+    text = F.col("_text")
+    has_nul = F.instr("_decoded", "\u0000") > 0
+    fields = split_fields(text, profile)
 
-    file_lines = Window.partitionBy("_source_file").orderBy("_raw_bytes")
-    whole_file = file_lines.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
-    data_line = ~F.col("_is_header")
-    # Identical lines of a file are told apart by their occurrence: ties of the order are identical
-    # bytes, so a line's place among them is its row number less the rank of the first of them.
-    occurrence = F.row_number().over(file_lines) - F.rank().over(file_lines) + 1
-    # The fingerprint: the same for two files with the same data lines, whatever their names or the
-    # order of their lines (the count and two order-free sums of 64-bit hashes of the lines' bytes).
-    # Each sum is exact: the hashes' high and low 32 bits are summed apart as longs (no overflow below
-    # 2^31 lines a file) and joined as a decimal once, cheaper than a decimal sum line by line.
-    def exact_sum(hash_: Column) -> Column:
-        high, low = (F.sum(F.when(data_line, part)).over(whole_file)
-                     for part in (F.shiftright(hash_, 32), hash_.bitwiseAND(0xFFFFFFFF)))
-        return high.cast("decimal(38,0)") * F.lit(1 << 32).cast("decimal(38,0)") + low.cast("decimal(38,0)")
-
-    hashes = F.xxhash64("_raw_bytes"), F.xxhash64(F.lit("fingerprint"), "_raw_bytes")
-    fingerprint_parts = [F.count(F.when(data_line, 1)).over(whole_file), *map(exact_sum, hashes)]
-    fingerprint = F.sha2(F.concat_ws(":", *[p.cast("string") for p in fingerprint_parts]), 256)
-    header = F.min(header_fields).over(whole_file)
-    data = (data.select("*", occurrence.alias("_occurrence"), fingerprint.alias("_file_fingerprint"),
-                        F.coalesce(header, declared_layout).alias("_layout"))
-            .where(data_line))
+    def without_nul(column: Column) -> Column:
+        return F.when(has_nul, F.translate(column, "\u0000", REPLACEMENT)).otherwise(column)
 
     columns = []
     for canonical in spec.columns:
-        source = profile.source_for(canonical)
-        if source is None:
+        if profile.source_for(canonical) is None:
             columns.append(F.lit(None).cast("string").alias(canonical))
             continue
-        position = F.array_position("_layout", F.lit(source.lower())).cast("int")
-        field = F.when(position > 0, F.try_element_at("_fields", position))
-        columns.append(F.translate(field, "\u0000", REPLACEMENT).alias(canonical))
+        position = F.col(f"_at_{canonical}")
+        columns.append(without_nul(F.when(position > 0, F.try_element_at("_fields", position))).alias(canonical))
 
+    has_quote = F.instr("_decoded", _QUOTE) > 0
     quote_count = F.length("_decoded") - F.length(F.translate("_decoded", _QUOTE, ""))
     field_count, expected = F.size("_fields"), F.size("_layout")
     malformed = (
         F.coalesce(encoding_problem(F.col("_raw_bytes"), F.col("_decoded"), profile.encoding),
-                   F.when(quote_count % 2 == 1, F.lit("unbalanced quotes"))
+                   F.when(has_quote & (quote_count % 2 == 1), F.lit("unbalanced quotes"))
                    .when(field_count != expected,
                          F.format_string("%d fields where the layout has %d", field_count, expected)))
     )
     # Fields the profile does not use, by file column name, and surplus fields (no column). The test
     # first: in a file whose columns are all mapped, a line that fits its layout has none.
-    mapped = F.array(*[F.lit(s) for s in mapped_sources])
-    may_have_unused = (field_count > expected) | (F.size(F.array_except("_layout", mapped)) > 0)
+    mapped = F.array(*[F.lit(source.lower()) for _, source in profile.mapping])
+    may_have_unused = (field_count > expected) | (F.col("_unmapped_columns") > 0)
     unused = F.filter(
         F.zip_with("_layout", "_fields", lambda column, field: F.struct(column.alias("column"), field.alias("value"))),
         lambda entry: entry["value"].isNotNull()
         & (entry["column"].isNull() | ~F.array_contains(mapped, entry["column"])),
     )
-    rescued = F.when(may_have_unused & (F.size(unused) > 0), F.translate(F.to_json(unused), "\u0000", REPLACEMENT))
-    separator = F.lit(bytearray(b"\x1f"))
-    line_id = F.sha2(F.concat(F.encode("_source_file", "UTF-8"), separator, "_raw_bytes", separator,
-                              F.encode(F.col("_occurrence").cast("string"), "UTF-8")), 256)
-    return data.select(*columns, F.translate("_decoded", "\u0000", REPLACEMENT).alias("_raw_line"), "_raw_bytes",
-                       rescued.alias("_rescued_data"), malformed.alias("_malformed"), "_source_file",
-                       F.lit(profile.name).alias("_source_profile"), "_ingested_at", line_id.alias("_line_id"),
-                       "_file_fingerprint")
+    rescued = F.when(may_have_unused & (F.size(unused) > 0), without_nul(F.to_json(unused)))
+    # Unique within a file by its place in the read; 128 bits (two 64-bit hashes) across files.
+    place = F.col("_read_order") - F.col("_first_read")
+    line_id = F.concat(*[F.lpad(F.hex(F.xxhash64(F.lit(salt), "_source_file", place)), 16, "0")
+                         for salt in ("line", "id")])
+    return data.withColumn("_fields", fields).select(
+        *columns, without_nul(F.col("_decoded")).alias("_raw_line"), "_raw_bytes", rescued.alias("_rescued_data"),
+        malformed.alias("_malformed"), "_source_file", F.lit(profile.name).alias("_source_profile"), "_ingested_at",
+        line_id.alias("_line_id"), "_file_fingerprint")
