@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..core.delta import conform
@@ -124,18 +124,34 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     )
 
 
+# silver.orders' columns computed from another classified column than their `_<name>` or name.
+_DERIVED = {"invoice_date": ("_invoice_timestamp", F.to_date), "has_customer": ("_customer_id", Column.isNotNull)}
+
+
+def _read_by_orders(columns: list[str]) -> dict[str, str]:
+    """The classified column each silver.orders column is made from: classify keeps each typed
+    value beside the raw one, as `_<name>`; lineage keeps its name."""
+    return {name: _DERIVED[name][0] if name in _DERIVED else f"_{name}" if f"_{name}" in columns else name
+            for name in ORDERS.names}
+
+
+def staged(marked: DataFrame) -> DataFrame:
+    """The classified batch as the writes read it: a kept line with only what silver.orders reads
+    (its raw text, bytes and fields null), a rejected line with what the quarantine reads too.
+    Checkpointed between classifying and writing, it is smaller so."""
+    orders_reads = set(_read_by_orders(marked.columns).values()) | {"reject_reason", "reject_detail"}
+    rejected = F.col("reject_reason").isNotNull()
+    return marked.select(*[c if c in orders_reads else F.when(rejected, F.col(c)).alias(c)
+                           for c in marked.columns if c in orders_reads or c in QUARANTINE.names])
+
+
 def to_orders(marked: DataFrame) -> DataFrame:
     """The valid lines, as silver.orders rows."""
-    derived = {"invoice_date": F.to_date("_invoice_timestamp"), "has_customer": F.col("_customer_id").isNotNull()}
-
-    def column(name: str):
-        if name in derived:
-            return derived[name].alias(name)
-        # classify keeps each typed value beside the raw one, as `_<name>`; lineage keeps its name.
-        return F.col(f"_{name}").alias(name) if f"_{name}" in marked.columns else F.col(name)
+    def column(name: str, source: str) -> Column:
+        return (_DERIVED[name][1](F.col(source)) if name in _DERIVED else F.col(source)).alias(name)
 
     valid = marked.where(F.col("reject_reason").isNull())
-    return conform(valid.select(*[column(name) for name in ORDERS.names]), ORDERS)
+    return conform(valid.select(*[column(*pair) for pair in _read_by_orders(marked.columns).items()]), ORDERS)
 
 
 def to_quarantine(marked: DataFrame) -> DataFrame:

@@ -50,8 +50,8 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
         classified = orders.classify(batch, profile, settings, rules)
         # A layout with line identity: a line repeating a kept one is a duplicate. Without: identical
         # lines are separate purchases, and only a file delivered again is.
-        marked = (mark_duplicates(classified, existing) if profile.key else
-                  mark_redelivered_files(classified, existing)).localCheckpoint(
+        marked = orders.staged(mark_duplicates(classified, existing) if profile.key else
+                               mark_redelivered_files(classified, existing)).localCheckpoint(
             eager=True, storageLevel=StorageLevel.DISK_ONLY)
         try:
             for rows, target in ((orders.to_orders(marked), tables.orders),
