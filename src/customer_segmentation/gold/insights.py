@@ -2,6 +2,7 @@
 
 Revenue here follows the same rule as `monetary` (goods only, net of cancellations and returns,
 before the reference date) and includes guest checkouts, which have no customer but are sales.
+What counts orders or customers reads the lines summed per invoice (`features.invoice_lines`).
 """
 
 from __future__ import annotations
@@ -12,20 +13,25 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from ..core.tables import table
-from .features import counted_lines, distinct_count
+from .features import counted_lines, distinct_count, invoice_lines, is_counted
 
 TOP_PRODUCTS = table("top_products").options["limit"]
 TOP_CUSTOMERS = table("top_customers").options["limit"]
 CONCENTRATION_PERCENTS = tuple(table("revenue_concentration").options["percents"])
 
 
+def counted_invoices(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    """The counted lines (goods before the reference date) summed per invoice: `amount`, `lines`."""
+    return invoice_lines(orders).where(is_counted(as_of_date))
+
+
 def monthly_revenue(orders: DataFrame, features: DataFrame, as_of_date: dt.date) -> DataFrame:
-    lines = counted_lines(orders, as_of_date).withColumn("month", F.trunc("invoice_date", "month"))
+    invoices = counted_invoices(orders, as_of_date).withColumn("month", F.trunc("invoice_date", "month"))
     purchase = ~F.col("is_cancellation")
-    amount = F.col("line_amount")
+    amount = F.col("amount")
     new = (features.where(F.col("frequency") > 0)
            .groupBy(F.trunc("first_purchase_date", "month").alias("month")).agg(F.count("*").alias("new_customers")))
-    return (lines.groupBy("month").agg(
+    return (invoices.groupBy("month").agg(
         _revenue(F.sum(amount)).alias("net_revenue"),
         _revenue(F.sum(F.when(purchase, amount))).alias("gross_revenue"),
         _revenue(-F.sum(F.when(~purchase, amount))).alias("returns_value"),
@@ -47,43 +53,47 @@ def _with_share(df: DataFrame) -> DataFrame:
 
 
 def revenue_by_weekday(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
-    lines = counted_lines(orders, as_of_date)
-    grouped = lines.groupBy(
+    invoices = counted_invoices(orders, as_of_date)
+    grouped = invoices.groupBy(
         ((F.dayofweek("invoice_date") + 5) % 7 + 1).alias("weekday_number"),
         F.date_format("invoice_date", "EEEE").alias("weekday"),
-    ).agg(_revenue(F.sum("line_amount")).alias("net_revenue"),
+    ).agg(_revenue(F.sum("amount")).alias("net_revenue"),
           distinct_count(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
     return _with_share(grouped).withColumn("as_of_date", F.lit(as_of_date)).orderBy("weekday_number")
 
 
 def revenue_by_country(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
-    lines = counted_lines(orders, as_of_date)
-    grouped = lines.groupBy("country").agg(
-        _revenue(F.sum("line_amount")).alias("net_revenue"),
+    invoices = counted_invoices(orders, as_of_date)
+    grouped = invoices.groupBy("country").agg(
+        _revenue(F.sum("amount")).alias("net_revenue"),
         distinct_count(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"),
         distinct_count(F.col("customer_id")).alias("customers"))
     return _with_share(grouped).withColumn("as_of_date", F.lit(as_of_date)).orderBy(F.desc("net_revenue"))
 
 
 def top_products(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
+    """The TOP_PRODUCTS products by quantity sold and by net revenue. Both rankings need only two
+    sums per product; the orders and the usual description are then counted for the chosen few."""
     lines = counted_lines(orders, as_of_date).where(F.col("stock_code").isNotNull())
-    description_rank = Window.partitionBy("stock_code").orderBy(F.desc("n"), "description")
-    descriptions = (lines.where(F.col("description") != "").groupBy("stock_code", "description")
-                    .agg(F.count("*").alias("n"))
-                    .withColumn("r", F.row_number().over(description_rank)).where("r = 1")
-                    .select("stock_code", "description"))
-    per_product = lines.groupBy("stock_code").agg(
-        F.sum("quantity").cast("long").alias("quantity_sold"),
-        _revenue(F.sum("line_amount")).alias("net_revenue"),
-        distinct_count(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
     everyone = Window.partitionBy(F.lit(1))
-    ranked = (per_product.join(descriptions, "stock_code", "left")
+    ranked = (lines.groupBy("stock_code").agg(F.sum("quantity").cast("long").alias("quantity_sold"),
+                                              _revenue(F.sum("line_amount")).alias("net_revenue"))
               .withColumn("rank_by_quantity",
                           F.row_number().over(everyone.orderBy(F.desc("quantity_sold"), "stock_code")))
               .withColumn("rank_by_revenue",
-                          F.row_number().over(everyone.orderBy(F.desc("net_revenue"), "stock_code"))))
-    return (ranked.where((F.col("rank_by_quantity") <= TOP_PRODUCTS) | (F.col("rank_by_revenue") <= TOP_PRODUCTS))
-            .withColumn("as_of_date", F.lit(as_of_date)).orderBy("rank_by_revenue"))
+                          F.row_number().over(everyone.orderBy(F.desc("net_revenue"), "stock_code")))
+              .where((F.col("rank_by_quantity") <= TOP_PRODUCTS) | (F.col("rank_by_revenue") <= TOP_PRODUCTS)))
+    chosen = lines.join(F.broadcast(ranked.select("stock_code")), "stock_code")
+    orders_of = chosen.groupBy("stock_code").agg(
+        F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
+    description_rank = Window.partitionBy("stock_code").orderBy(F.desc("n"), "description")
+    descriptions = (chosen.where(F.col("description") != "").groupBy("stock_code", "description")
+                    .agg(F.count("*").alias("n"))
+                    .withColumn("r", F.row_number().over(description_rank)).where("r = 1")
+                    .select("stock_code", "description"))
+    return (ranked.join(orders_of, "stock_code").join(descriptions, "stock_code", "left")
+            .withColumn("as_of_date", F.lit(as_of_date)).select(*table("top_products").spec().names)
+            .orderBy("rank_by_revenue"))
 
 
 def top_customers(features: DataFrame) -> DataFrame:

@@ -52,9 +52,11 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         say(f"[gold_features] inputs unchanged since the last build ({built_from}): tables kept as they are")
         return {}
     with ExitStack() as cached:
-        # One scan of silver feeds every table: the lines gold reads, kept while the tables are built.
-        lines = features.gold_lines(orders, as_of_date).persist()
-        cached.callback(lines.unpersist)
+        # The lines gold reads. What counts orders, purchase days, customers or countries reads them
+        # summed per invoice, kept while the tables are built; the lines themselves are read again by
+        # the two aggregations that need them (keeping them cost more: BENCHMARKS.md).
+        lines = features.gold_lines(orders, as_of_date)
+        cached.callback(features.invoice_lines(lines).persist().unpersist)
         customer_features = features.customer_features(lines, as_of_date)
         if sources:
             customer_features = enrichment.enrich(
