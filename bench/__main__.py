@@ -33,6 +33,9 @@ REAL_DATA = REPO.parent / "shared" / "data" / "online-retail" / "by-day"
 WORK = REPO / ".local" / "bench"
 RESULTS = REPO / "bench" / "results"
 SIZES = {"real": None, "1m": 1_000_000, "10m": 10_000_000, "50m": 50_000_000}
+# Many customers with few lines each, for train and publish as customers grow: every customer buys
+# as the lifetime-value models assume (the generator's purchase process, about 3.3 lines a customer).
+CUSTOMER_SIZES = {"100k-customers": 100_000, "1m-customers": 1_000_000}
 REFERENCE_MEMORY_LIMIT = 18 * 1024 ** 3  # keeps an exhausted pandas run from taking the machine down
 NOT_RUN = {"seconds": None, "peak_rss_gib": "-", "exit_code": None}  # a reference skipped by --product-only
 # Reading the PSS of a 2-3 GB JVM costs the kernel about 55 ms, with the JVM's memory map locked:
@@ -102,8 +105,10 @@ def dataset(size: str, seed: int) -> tuple[Path, int]:
     manifest = folder / "manifest.json"
     if not manifest.is_file():
         shutil.rmtree(folder, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder),
-                        "--lines", str(SIZES[size]), "--seed", str(seed)], cwd=REPO, check=True)
+        amount = (["--customers", str(CUSTOMER_SIZES[size]), "--purchase-process"] if size in CUSTOMER_SIZES
+                  else ["--lines", str(SIZES[size])])
+        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder), *amount,
+                        "--seed", str(seed)], cwd=REPO, check=True)
     return folder / "transactions", json.loads(manifest.read_text())["lines"]
 
 
@@ -203,19 +208,23 @@ def customers_table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="real,1m,10m", help="comma-separated: real, 1m, 10m, 50m (default: "
-                                                                 "real,1m,10m)")
+    parser.add_argument("--sizes", default="real,1m,10m",
+                        help="comma-separated: real, 1m, 10m, 50m, 100k-customers, 1m-customers (default: "
+                             "real,1m,10m)")
     parser.add_argument("--with-50m", action="store_true", help="add the 50M-line size")
+    parser.add_argument("--with-customers", action="store_true",
+                        help=f"add the sizes of many customers with few lines each ({', '.join(CUSTOMER_SIZES)})")
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (default: 42)")
     parser.add_argument("--k-max", type=int, default=10, help="largest k for every implementation (default: 10)")
     parser.add_argument("--no-update", action="store_true", help="do not rewrite the table in BENCHMARKS.md")
     parser.add_argument("--product-only", action="store_true",
                         help="skip both references (a scale run of the product alone: time and memory)")
     args = parser.parse_args(argv)
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()] + (["50m"] if args.with_50m else [])
-    unknown = [s for s in sizes if s not in SIZES]
+    sizes = ([s.strip() for s in args.sizes.split(",") if s.strip()] + (["50m"] if args.with_50m else [])
+             + (list(CUSTOMER_SIZES) if args.with_customers else []))
+    unknown = [s for s in sizes if s not in SIZES and s not in CUSTOMER_SIZES]
     if unknown:
-        parser.error(f"unknown size {unknown[0]!r}; allowed: {', '.join(SIZES)}")
+        parser.error(f"unknown size {unknown[0]!r}; allowed: {', '.join([*SIZES, *CUSTOMER_SIZES])}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = "make bench" + (f" ARGS=\"{' '.join(argv or sys.argv[1:])}\"" if (argv or sys.argv[1:]) else "")
     record = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ"), "command": command,

@@ -98,6 +98,11 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
         .config("spark.sql.shuffle.partitions", os.environ.get("CUSTOMER_SEGMENTATION_SHUFFLE_PARTITIONS", "8"))
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.streaming.stopActiveRunOnRestart", "true")
+        # A local folder is listed on the driver in milliseconds; above the default threshold (32
+        # paths, as each micro-batch of landing files is) Spark lists it with a job of a task a path.
+        .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
+        # Files split into at least four tasks a core: two cores no longer wait on one large last task.
+        .config("spark.sql.files.minPartitionNum", str(4 * (os.cpu_count() or 1)))
         .enableHiveSupport()
     )
     for key, value in DELTA_CONFIGS.items():
