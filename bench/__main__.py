@@ -164,7 +164,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         p, n, q = r["product"], r["pyspark_peer"], r["pandas_sklearn"]
         tasks = "/".join(f"{p['tasks'].get(t, 0):.0f}" for t in JOB_ORDER)
-        fit = f"{p['clv_fit']['seconds']:.1f} ({p['clv_fit']['distinct_summaries']:,})" if p.get("clv_fit") else "-"
+        fit = f"{p['clv_fit']['seconds']:.2f} ({p['clv_fit']['distinct_summaries']:,})" if p.get("clv_fit") else "-"
 
         def seconds(result):
             if result is NOT_RUN:

@@ -6,12 +6,46 @@ import runpy
 import pytest
 
 from customer_segmentation.core.settings import TASKS
+from customer_segmentation.ops import notebook
+from customer_segmentation.ops.jobs import run_task
 from customer_segmentation.ops.notebook import LocalWidgets
 from testkit import REPO
 
 NOTEBOOKS = REPO / "notebooks"
 TASK_NOTEBOOKS = sorted(NOTEBOOKS.glob("0*.py"))
-TEST_NOTEBOOKS = sorted((NOTEBOOKS / "tests").glob("test_*.py"))
+# In job order: here each fixture's upstream tasks were run by the fixtures before it (see `SharedScratch`).
+TEST_NOTEBOOKS = sorted((NOTEBOOKS / "tests").glob("test_*.py"), key=lambda p: TASKS.index(p.stem[len("test_"):]))
+
+
+class SharedScratch:
+    """Here the nutter fixtures share one scratch dataset: on Databricks nutter runs each apart, so
+    each builds its own (`notebook.Scratch`), but in one process each would only run again what the
+    fixtures before it ran. `run` skips a task whose tables are there; the schemas are dropped after
+    the last fixture. Each fixture still runs and checks its own task."""
+
+    shared = None
+    scratch = notebook.Scratch  # the real one, before the tests put this class in its place
+
+    def __init__(self, dbutils, name: str) -> None:
+        if SharedScratch.shared is None:
+            SharedScratch.shared = SharedScratch.scratch(dbutils, "shared")
+        self.settings, self.lines = SharedScratch.shared.settings, SharedScratch.shared.lines
+
+    def run(self, spark, *tasks: str) -> None:
+        for task in tasks:
+            if not all(spark.catalog.tableExists(name) for name in self.settings.tables.written_by(task)):
+                run_task(spark, self.settings, task)
+
+    def drop(self, spark) -> None:
+        """Dropped once, by the `shared_scratch` fixture, after the last fixture."""
+
+
+@pytest.fixture(scope="module")
+def shared_scratch(spark):
+    yield SharedScratch
+    if SharedScratch.shared is not None:
+        SharedScratch.shared.drop(spark)
+        SharedScratch.shared = None
 
 
 @pytest.fixture
@@ -54,8 +88,9 @@ def test_task_notebooks_run_as_scripts_in_job_order(spark, widgets, synthetic_da
 
 
 @pytest.mark.parametrize("path", TEST_NOTEBOOKS, ids=lambda p: p.stem)
-def test_nutter_fixture_passes(spark, widgets, tmp_path, path):
-    widgets(scratch_path=tmp_path)
+def test_nutter_fixture_passes(spark, widgets, tmp_path_factory, shared_scratch, monkeypatch, path):
+    widgets(scratch_path=tmp_path_factory.getbasetemp() / "nutter_scratch")
+    monkeypatch.setattr(notebook, "Scratch", shared_scratch)
     namespace = runpy.run_path(str(path), run_name="__main__")
     results = namespace["result"].test_results
     assert results.results, f"{path.name} ran no test case"

@@ -230,7 +230,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         started = time.perf_counter()
         fitted = fit_observations(observed)
         say(f"[lifetime_value] fitted on {fitted.distinct:,} distinct summaries of {fitted.customers:,} customers "
-            f"in {time.perf_counter() - started:.1f} s")
+            f"in {time.perf_counter() - started:.2f} s")
         for reason in fitted.reasons:
             say(f"[lifetime_value] not fitted: {reason}")
         outcome, charts = validate(days, as_of_date, settings.clv_holdout_days)
