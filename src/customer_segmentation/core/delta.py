@@ -163,6 +163,16 @@ def append_exactly_once(df: DataFrame, table: str, batch: DataFrame, batch_id: i
 def process_stream(stream: DataFrame, checkpoint: str, handle: Callable[[DataFrame, int], None]) -> None:
     """Run `stream` over everything new since its checkpoint (`availableNow`), one micro-batch at a
     time: `handle(batch, batch_id)` writes each with `append_exactly_once`."""
-    query = (stream.writeStream.foreachBatch(handle).option("checkpointLocation", checkpoint)
+    def in_batch(batch: DataFrame, batch_id: int) -> None:
+        # A stream's session has adaptive execution off (it would change a stateful query's
+        # partitions). A micro-batch here is a batch job: adaptive, it sizes its shuffles to the
+        # data (one partition for a small batch; more than the default for a large one, whose sort
+        # would otherwise spill) instead of `spark.sql.shuffle.partitions` for any size.
+        batch.sparkSession.conf.set("spark.sql.adaptive.enabled", "true")
+        batch.sparkSession.conf.set("spark.sql.adaptive.coalescePartitions.initialPartitionNum",
+                                    4 * int(batch.sparkSession.conf.get("spark.sql.shuffle.partitions")))
+        handle(batch, batch_id)
+
+    query = (stream.writeStream.foreachBatch(in_batch).option("checkpointLocation", checkpoint)
              .trigger(availableNow=True).start())
     query.awaitTermination()
