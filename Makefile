@@ -52,9 +52,13 @@ $(JARS_DIR)/%.jar:
 run: bootstrap
 	$(PY) -m customer_segmentation run $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
+# Two workers, each with its own Spark session, a file's tests on one of them (its fixtures run
+# once), files in the order tests/conftest.py gives them. On tiny data a test waits on latency
+# more than it computes; TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: bootstrap
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(ARGS)
 
 REAL_DATA := ../shared/data/online-retail/by-day
 SCREENSHOT_STATE := .local/screenshots

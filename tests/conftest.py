@@ -25,6 +25,19 @@ _schema_counter = itertools.count()
 _findings: list[str] = []
 
 
+# Folders in the order their files start: those that run whole jobs first, the many short unit
+# tests last, so that with two workers (`make test`) neither waits alone on a long file at the end.
+FOLDER_ORDER = ("faults", "integration", "notebooks", "bench", "bundle", "unit")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        folder = item.path.parent.name
+        return FOLDER_ORDER.index(folder) if folder in FOLDER_ORDER else len(FOLDER_ORDER)
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
+
+
 def pytest_runtest_logreport(report):
     # Figures a test records with record_property("finding", ...) are printed at the end of the run.
     if report.when == "call":
