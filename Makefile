@@ -53,8 +53,8 @@ run: bootstrap
 	$(PY) -m customer_segmentation run $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
 # Two workers, each with its own Spark session, a file's tests on one of them (its fixtures run
-# once), files in the order tests/conftest.py gives them. On tiny data a test waits on latency
-# more than it computes; TEST_WORKERS=0 runs serially.
+# once), files in the order tests/conftest.py gives them. One a core of CI's two: the suite is
+# CPU-bound, and a third worker made it slower (BENCHMARKS.md). TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: bootstrap
 	$(VENV)/bin/ruff check .
