@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,34 @@ _findings: list[str] = []
 # Folders in the order their files start: those that run whole jobs first, the many short unit
 # tests last, so that with two workers (`make test`) neither waits alone on a long file at the end.
 FOLDER_ORDER = ("faults", "integration", "notebooks", "bench", "bundle", "unit")
+
+
+# Session fixtures that run a whole job. With `make test` (pytest-xdist, `--dist loadfile`) the files
+# using one run on the same worker, so the job runs once in the suite instead of once a worker.
+SHARED_JOBS = ("small_reference", "synthetic_job", "real_job")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, with the files that use the same whole-job fixture as one unit of work.
+    (xdist's own `loadgroup` marks do not reach its scheduler under pytest 9.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    unit_of_file = {}
+    for path in (REPO / "tests").rglob("test_*.py"):
+        text = path.read_text(encoding="utf-8")
+        jobs = [job for job in SHARED_JOBS if re.search(rf"\b{job}\b", text)]
+        if jobs:
+            unit_of_file[path.relative_to(REPO).as_posix()] = jobs[0]
+
+    class SharedJobScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return unit_of_file.get(file, file)
+
+    return SharedJobScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items):
