@@ -54,8 +54,8 @@ run: bootstrap
 
 # Two workers, each with its own Spark session, a file's tests on one of them (its fixtures run
 # once) with the other files that share its whole-job fixture, in the order tests/conftest.py
-# gives them. One a core of CI's two: the suite is
-# CPU-bound, and a third worker made it slower (BENCHMARKS.md). TEST_WORKERS=0 runs serially.
+# gives them. One a core of CI's two: the suite is CPU-bound, and a third worker made it slower
+# (BENCHMARKS.md). TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: bootstrap
 	$(VENV)/bin/ruff check .

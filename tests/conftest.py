@@ -32,7 +32,7 @@ FOLDER_ORDER = ("faults", "integration", "notebooks", "bench", "bundle", "unit")
 
 
 # Session fixtures that run a whole job. With `make test` (pytest-xdist, `--dist loadfile`) the files
-# using one run on the same worker, so the job runs once in the suite instead of once a worker.
+# that name one run on the same worker, so the job runs once in the suite instead of once a worker.
 SHARED_JOBS = ("small_reference", "synthetic_job", "real_job")
 
 
