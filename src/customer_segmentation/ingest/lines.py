@@ -101,10 +101,11 @@ def _normalised(fields: Column) -> Column:
     return F.transform(fields, lambda f: F.lower(F.trim(f)))
 
 
-def _read(lines: DataFrame, profile: SourceProfile) -> DataFrame:
+def _read(lines: DataFrame, profile: SourceProfile, find_headers: bool = True) -> DataFrame:
     """The lines read: their bytes, their decoded text (`_decoded`; `_text` without a byte-order
-    mark), their place in the read (`_read_order`, increasing through a file), and whether they are
-    a header; blank lines dropped. Both passes of `parse_lines` read their lines through this."""
+    mark), their place in the read (`_read_order`, increasing through a file), and, with
+    `find_headers`, whether they are a header; blank lines dropped. Both passes of `parse_lines`
+    read their lines through this; only the first tests them for a header."""
     raw = F.col("value").cast("binary")
     # Numbered as read, before anything is filtered: the same numbers in both passes of a batch.
     read = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"),
@@ -114,6 +115,8 @@ def _read(lines: DataFrame, profile: SourceProfile) -> DataFrame:
     decoded = F.col("_decoded")
     text = F.when(decoded.startswith("\ufeff"), F.substring(decoded, 2, 1 << 30)).otherwise(decoded)
     read = read.withColumn("_text", text).where(F.trim("_text") != "")
+    if not find_headers:
+        return read
     if not profile.header:
         return read.withColumn("_is_header", F.lit(False))
     mapped_sources = [source.lower() for _, source in profile.mapping]
@@ -129,8 +132,9 @@ def _read(lines: DataFrame, profile: SourceProfile) -> DataFrame:
 
 def file_facts(read: DataFrame, profile: SourceProfile) -> DataFrame:
     """One row per landing file of `read` (see `_read`): its layout (its header's columns, else the
-    profile's), the fingerprint of its data lines, where its lines start in the read, and where each
-    canonical column is in its layout. One aggregation: only a row per file crosses the shuffle."""
+    profile's), the fingerprint of its data lines, where its lines start in the read, where its header
+    lines are in it (`_header_reads`), and where each canonical column is in its layout. One
+    aggregation: only a row per file crosses the shuffle."""
     data_line = ~F.col("_is_header")
     # The fingerprint: the same for two files with the same data lines, whatever their names or the
     # order of their lines (the count and two order-free sums of 64-bit hashes of the lines' bytes).
@@ -142,6 +146,7 @@ def file_facts(read: DataFrame, profile: SourceProfile) -> DataFrame:
               if profile.header else F.lit(None).cast("array<string>"))
     per_file = read.groupBy("_source_file").agg(
         F.min("_read_order").alias("_first_read"), F.min(header).alias("_header"),
+        F.collect_list(F.when(F.col("_is_header"), F.col("_read_order"))).alias("_header_reads"),
         F.count(F.when(data_line, 1)).alias("_data_lines"),
         *[F.sum(F.when(data_line, half)).alias(f"_half{i}") for i, half in enumerate(halves)])
 
@@ -155,7 +160,7 @@ def file_facts(read: DataFrame, profile: SourceProfile) -> DataFrame:
     mapped = F.array(*[F.lit(source.lower()) for _, source in profile.mapping])
     positions = [F.array_position("_layout", F.lit(source.lower())).cast("int").alias(f"_at_{canonical}")
                  for canonical, source in profile.mapping]
-    return (per_file.select("_source_file", "_first_read", fingerprint.alias("_file_fingerprint"),
+    return (per_file.select("_source_file", "_first_read", "_header_reads", fingerprint.alias("_file_fingerprint"),
                             layout.alias("_layout"))
             .select("*", F.size(F.array_except("_layout", mapped)).alias("_unmapped_columns"), *positions))
 
@@ -168,13 +173,15 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     because a file's header decides how its other lines map and its fingerprint covers all its lines.
 
     Two passes over the lines, neither moving them: the first aggregates what needs a whole file (its
-    layout, its fingerprint, where its lines start: `file_facts`), a row per file; the second splits
-    every line and joins its file's row, broadcast. A line is identified by its file and its place in
-    the read, so identical lines of a file are told apart without comparing them.
+    layout, its fingerprint, where its lines start and where its headers are: `file_facts`), a row per
+    file; the second splits every line and joins its file's row, broadcast. The second pass knows the
+    header lines by their place in the read, so only the first tests lines for a header (the test is
+    most of the cost of reading a line: BENCHMARKS.md). A line is identified by its file and its
+    place in the read, so identical lines of a file are told apart without comparing them.
     """
-    read = _read(lines, profile)
-    facts = file_facts(read, profile)
-    data = read.where(~F.col("_is_header")).join(F.broadcast(facts), "_source_file")
+    facts = file_facts(_read(lines, profile), profile)
+    data = (_read(lines, profile, find_headers=False).join(F.broadcast(facts), "_source_file")
+            .where(~F.array_contains("_header_reads", F.col("_read_order"))))
     text = F.col("_text")
     has_nul = F.instr("_decoded", "\u0000") > 0
     fields = split_fields(text, profile)
