@@ -101,11 +101,10 @@ def _normalised(fields: Column) -> Column:
     return F.transform(fields, lambda f: F.lower(F.trim(f)))
 
 
-def _read(lines: DataFrame, profile: SourceProfile, find_headers: bool = True) -> DataFrame:
+def _read(lines: DataFrame, profile: SourceProfile) -> DataFrame:
     """The lines read: their bytes, their decoded text (`_decoded`; `_text` without a byte-order
-    mark), their place in the read (`_read_order`, increasing through a file), and, with
-    `find_headers`, whether they are a header; blank lines dropped. Both passes of `parse_lines`
-    read their lines through this; only the first tests them for a header."""
+    mark) and their place in the read (`_read_order`, increasing through a file); blank lines
+    dropped. Both passes of `parse_lines` read their lines through this."""
     raw = F.col("value").cast("binary")
     # Numbered as read, before anything is filtered: the same numbers in both passes of a batch.
     read = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"),
@@ -114,9 +113,11 @@ def _read(lines: DataFrame, profile: SourceProfile, find_headers: bool = True) -
     # A byte-order mark is not data (a test and a substring: cheaper per line than a regex).
     decoded = F.col("_decoded")
     text = F.when(decoded.startswith("\ufeff"), F.substring(decoded, 2, 1 << 30)).otherwise(decoded)
-    read = read.withColumn("_text", text).where(F.trim("_text") != "")
-    if not find_headers:
-        return read
+    return read.withColumn("_text", text).where(F.trim("_text") != "")
+
+
+def _with_header_test(read: DataFrame, profile: SourceProfile) -> DataFrame:
+    """`read` (see `_read`) with `_is_header`: whether a line is a header of the profile's columns."""
     if not profile.header:
         return read.withColumn("_is_header", F.lit(False))
     mapped_sources = [source.lower() for _, source in profile.mapping]
@@ -131,10 +132,10 @@ def _read(lines: DataFrame, profile: SourceProfile, find_headers: bool = True) -
 
 
 def file_facts(read: DataFrame, profile: SourceProfile) -> DataFrame:
-    """One row per landing file of `read` (see `_read`): its layout (its header's columns, else the
-    profile's), the fingerprint of its data lines, where its lines start in the read, where its header
-    lines are in it (`_header_reads`), and where each canonical column is in its layout. One
-    aggregation: only a row per file crosses the shuffle."""
+    """One row per landing file of `read` (see `_with_header_test`): its layout (its header's
+    columns, else the profile's), the fingerprint of its data lines, where its lines start in the
+    read, where its header lines are in it (`_header_reads`), and where each canonical column is in
+    its layout. One aggregation: only a row per file crosses the shuffle."""
     data_line = ~F.col("_is_header")
     # The fingerprint: the same for two files with the same data lines, whatever their names or the
     # order of their lines (the count and two order-free sums of 64-bit hashes of the lines' bytes).
@@ -179,8 +180,8 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     most of the cost of reading a line: BENCHMARKS.md). A line is identified by its file and its
     place in the read, so identical lines of a file are told apart without comparing them.
     """
-    facts = file_facts(_read(lines, profile), profile)
-    data = (_read(lines, profile, find_headers=False).join(F.broadcast(facts), "_source_file")
+    facts = file_facts(_with_header_test(_read(lines, profile), profile), profile)
+    data = (_read(lines, profile).join(F.broadcast(facts), "_source_file")
             .where(~F.array_contains("_header_reads", F.col("_read_order"))))
     text = F.col("_text")
     has_nul = F.instr("_decoded", "\u0000") > 0
