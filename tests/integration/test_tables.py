@@ -8,7 +8,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType
 
-from customer_segmentation.core.delta import ensure_schemas, overwrite_table, rows_in_last_commit
+from customer_segmentation.core.delta import ensure_schemas, overwrite_table
 from customer_segmentation.core.errors import PipelineError
 from customer_segmentation.core.tables import Column, TableSpec, table
 from customer_segmentation.silver.quarantine import reconcile_counts
@@ -30,9 +30,8 @@ def test_the_first_write_creates_the_table_and_later_ones_replace_all_or_only_th
     ensure_schemas(spark, settings)
     name = f"{settings.catalog}.{settings.gold_schema}.written"
 
-    overwrite_table(spark, name, rows(spark, 1, ["a", "b", "c"]), SPEC)
+    assert overwrite_table(spark, name, rows(spark, 1, ["a", "b", "c"]), SPEC) == 3, "rows written"
     assert sorted(spark.table(name).collect()) == [(1, "a"), (1, "b"), (1, "c")]
-    assert rows_in_last_commit(spark, name) == 3
     described = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {name}").collect()}
     assert described["batch"] == "Which write the row came from"
 
@@ -40,7 +39,7 @@ def test_the_first_write_creates_the_table_and_later_ones_replace_all_or_only_th
     assert spark.table(name).collect() == [(2, "d")], "a second write replaces every row"
 
     overwrite_table(spark, name, rows(spark, 3, ["e", "f"]), SPEC, replacing=F.col("batch") == 3)
-    overwrite_table(spark, name, rows(spark, 3, ["g"]), SPEC, replacing=F.col("batch") == 3)
+    assert overwrite_table(spark, name, rows(spark, 3, ["g"]), SPEC, replacing=F.col("batch") == 3) == 1
     assert sorted(spark.table(name).collect()) == [(2, "d"), (3, "g")], "only the matching rows are replaced"
     history = spark.sql(f"DESCRIBE HISTORY {name}").orderBy("version").select("operation").collect()
     assert [r[0] for r in history] == ["CREATE TABLE"] + ["WRITE"] * 4, "one commit per write"

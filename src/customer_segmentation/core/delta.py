@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column as SparkColumn
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from .settings import Settings
@@ -75,32 +75,38 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
 
 
 def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec,
-                    replacing: SparkColumn | None = None) -> None:
+                    replacing: SparkColumn | None = None) -> int:
     """Replace the table's rows that match `replacing` (all by default) with `df`'s in one Delta
-    commit, keeping the table's definition and comments."""
-    writer = conform(df, spec).writeTo(name)
+    commit, keeping the table's definition and comments; returns the number of rows written."""
+    # Counted as they are written (no second query, no read of the table's history afterwards).
+    written = Observation()
+    writer = conform(df, spec).observe(written, F.count(F.lit(1)).alias("rows")).writeTo(name)
     if create_table_if_missing(spark, name, spec):
         # Nothing to replace: an append skips rebuilding the new table's state to find files to
         # remove (a few Spark jobs a table; measured in BENCHMARKS.md).
         writer.append()
     else:
         writer.overwrite(F.lit(True) if replacing is None else replacing)
+    return written.get["rows"]
 
 
-def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[DataFrame, TableSpec]]) -> dict[str, int]:
-    """Overwrite several independent tables concurrently; returns each table's row count.
+Rows = DataFrame | Callable[[], DataFrame]
 
-    Small tables cost mostly driver-side latency (catalog calls, Delta commits), which
-    overlaps well across threads.
+
+def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[Rows, TableSpec]]) -> dict[str, int]:
+    """Overwrite several independent tables concurrently, in the order given; returns each table's
+    rows written. A table's rows may be a function that builds them (one that runs Spark jobs of
+    its own, such as fitting a model), called in the writing thread.
+
+    Small tables cost mostly driver-side latency (catalog calls, Delta commits, many small jobs),
+    which overlaps well across threads.
     """
     def write(name: str) -> int:
-        df, spec = outputs[name]
-        overwrite_table(spark, name, df, spec)
-        return rows_in_last_commit(spark, name)
+        rows, spec = outputs[name]
+        return overwrite_table(spark, name, rows() if callable(rows) else rows, spec)
 
     with ThreadPoolExecutor(max_workers=min(4, len(outputs))) as pool:
-        counts = dict(zip(outputs, pool.map(write, outputs)))
-    return counts
+        return dict(zip(outputs, pool.map(write, outputs)))
 
 
 def drop_if_columns_changed(spark: SparkSession, name: str, spec: TableSpec) -> None:
@@ -139,12 +145,6 @@ def row_counts(spark: SparkSession, names: list[str]) -> dict[str, int]:
         return {}
     with ThreadPoolExecutor(max_workers=min(8, len(existing))) as pool:
         return dict(zip(existing, pool.map(lambda name: spark.table(name).count(), existing)))
-
-
-def rows_in_last_commit(spark: SparkSession, name: str) -> int:
-    """Rows the table's latest commit wrote, from Delta's commit metrics (no scan)."""
-    metrics = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["operationMetrics"] or {}
-    return int(metrics["numOutputRows"]) if "numOutputRows" in metrics else spark.table(name).count()
 
 
 def table_version(spark: SparkSession, name: str) -> int:

@@ -66,15 +66,15 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 else None)
         customer_features = customer_features.persist()
         cached.callback(customer_features.unpersist)
-        built = {
+        built = {  # the longest chains of Spark jobs first: the tiers' fits, then top products
+            "value_tiers": lambda: value_tiers.value_tiers(customer_features, settings.seed),
+            "top_products": insights.top_products(lines, as_of_date),
             "customer_features": customer_features,
-            "value_tiers": value_tiers.value_tiers(customer_features, settings.seed),
             "rfm_segments": rfm.rfm_segments(customer_features, rfm_rules(),
                                              segment_catalogue().without_net_purchases.name),
             "monthly_revenue": insights.monthly_revenue(lines, customer_features, as_of_date),
             "revenue_by_weekday": insights.revenue_by_weekday(lines, as_of_date),
             "revenue_by_country": insights.revenue_by_country(lines, as_of_date),
-            "top_products": insights.top_products(lines, as_of_date),
             "top_customers": insights.top_customers(customer_features),
             "lost_customers_monthly": insights.lost_customers_monthly(customer_features, as_of_date),
             "revenue_concentration": insights.revenue_concentration(customer_features, as_of_date),

@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..core.console import say
-from ..core.delta import overwrite_table, rows_in_last_commit
+from ..core.delta import overwrite_table
 from ..core.errors import UserError
 from ..core.settings import Settings
 from ..core.tables import table
@@ -267,8 +267,7 @@ def _write(spark: SparkSession, name: str, settings: Settings, df: DataFrame, as
     """The whole table (the current scores), or the rows of one as_of_date (the history of fits),
     in one commit; returns the rows written."""
     replacing = None if as_of_date is None else F.col("as_of_date") == F.lit(as_of_date)
-    overwrite_table(spark, getattr(settings.tables, name), df, table(name).spec(), replacing=replacing)
-    return rows_in_last_commit(spark, getattr(settings.tables, name))
+    return overwrite_table(spark, getattr(settings.tables, name), df, table(name).spec(), replacing=replacing)
 
 
 def _log(settings: Settings, fitted: Fitted, outcome: dict, charts: list[tuple] | None, as_of_date: dt.date) -> None:

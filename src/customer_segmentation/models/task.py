@@ -134,9 +134,9 @@ def write_metrics_table(spark: SparkSession, settings: Settings, frame: pd.DataF
 
     rows = [tuple(cell(record[c.name], c) for c in CLUSTERING_METRICS.columns) for record in records]
     # One training per as_of_date in the table: a rerun replaces it in one commit.
-    overwrite_table(spark, settings.tables.clustering_metrics, spark.createDataFrame(rows, CLUSTERING_METRICS.schema),
-                    CLUSTERING_METRICS, replacing=F.col("as_of_date") == F.lit(as_of_date))
-    return len(rows)
+    return overwrite_table(spark, settings.tables.clustering_metrics,
+                           spark.createDataFrame(rows, CLUSTERING_METRICS.schema), CLUSTERING_METRICS,
+                           replacing=F.col("as_of_date") == F.lit(as_of_date))
 
 
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:

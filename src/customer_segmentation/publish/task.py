@@ -9,10 +9,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..core.delta import (
-    create_table_if_missing,
     drop_if_columns_changed,
+    overwrite_table,
     overwrite_tables,
-    rows_in_last_commit,
     table_exists,
 )
 from ..core.errors import UserError
@@ -89,12 +88,10 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         drop_if_columns_changed(spark, tables.segment_profiles, table("segment_profiles").spec(sources))
         written = overwrite_tables(spark, {getattr(tables, name): (df, table(name).spec(sources))
                                            for name, df in built.items()})
-        history_spec = table("segment_history").spec()
-        create_table_if_missing(spark, tables.segment_history, history_spec)
-        history = spark.table(tables.customer_segments).select(*history_spec.names)
         # One snapshot per as_of_date, replaced atomically: readers never see half of one.
-        history.writeTo(tables.segment_history).overwrite(F.col("as_of_date") == F.lit(as_of_date))
-        written[tables.segment_history] = rows_in_last_commit(spark, tables.segment_history)
+        written[tables.segment_history] = overwrite_table(
+            spark, tables.segment_history, spark.table(tables.customer_segments), table("segment_history").spec(),
+            replacing=F.col("as_of_date") == F.lit(as_of_date))
         silver = all(table_exists(spark, name) for name in (tables.orders, tables.orders_quarantine))
         for statement in view_statements(settings, with_data_quality=silver):
             spark.sql(statement)
