@@ -9,7 +9,7 @@ from customer_segmentation.core.rules import cleaning_rules
 from customer_segmentation.core.settings import Settings
 from customer_segmentation.core.tables import table
 from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
-from customer_segmentation.silver.orders import classify, to_orders, to_quarantine
+from customer_segmentation.silver.orders import classify, classify_and_mark, to_orders, to_quarantine
 from customer_segmentation.silver.quarantine import mark_duplicates
 
 GOOD = dict(invoice_no="536365", stock_code="85123A", description="WHITE HEART", quantity="6",
@@ -30,11 +30,11 @@ def bronze_frame(spark, rows):
 
 
 def classified(spark, rows, profile=None, settings=None, existing=None):
+    """The lines classified and marked as silver marks a batch."""
     bronze = bronze_frame(spark, [dict(r) for r in rows])
-    result = classify(bronze, profile or load_profile("uci"), settings or Settings(), cleaning_rules())
     existing = existing if existing is not None else spark.createDataFrame(
         [], "_content_hash string, _line_id string, _source_file string")
-    return mark_duplicates(result, existing)
+    return classify_and_mark(bronze, existing, profile or load_profile("uci"), settings or Settings(), cleaning_rules())
 
 
 def reasons(spark, rows, **kwargs):
@@ -165,6 +165,32 @@ def test_duplicate_of_a_line_already_in_silver(spark):
     # the same line replayed (same identity) is not a duplicate of itself
     replay = classified(spark, [{**GOOD, "_line_id": "old"}], existing=existing).first()
     assert replay["reject_reason"] is None
+
+
+def test_only_lines_whose_content_repeats_are_compared_and_the_verdicts_are_those_of_comparing_all(spark):
+    # Repeats within the batch (valid and not), of a kept line, a kept line replayed, and lines
+    # seen once: the same verdicts as ordering every line within its content.
+    rows = [{**GOOD, "_line_id": "a", "_source_file": "file:/l/2.csv"}, {**GOOD, "_line_id": "b"},
+            {**GOOD, "quantity": "0", "_line_id": "c"}, {**GOOD, "quantity": "0", "_line_id": "d"},
+            {**GOOD, "quantity": "3", "_line_id": "kept"}, {**GOOD, "quantity": "4", "_line_id": "again"},
+            {**GOOD, "quantity": "5", "_line_id": "e"}, {**GOOD, "quantity": "x", "_line_id": "f"}]
+    earlier = classified(spark, [{**GOOD, "quantity": "3", "_line_id": "kept"},
+                                 {**GOOD, "quantity": "4", "_line_id": "first"}])
+    existing = to_orders(earlier).select("_content_hash", "_line_id", "_source_file")
+    every_line = classify(bronze_frame(spark, [dict(r) for r in rows]), load_profile("uci"), Settings(),
+                          cleaning_rules())
+
+    def verdicts(marked):
+        return sorted((r["_line_id"], r["reject_reason"], r["reject_detail"]) for r in marked.collect())
+
+    compared_all = verdicts(mark_duplicates(every_line, existing))
+    assert verdicts(classified(spark, rows, existing=existing)) == compared_all
+    bronze = bronze_frame(spark, [dict(r) for r in rows])
+    assert verdicts(classify_and_mark(bronze, existing, load_profile("uci"), Settings(), cleaning_rules(),
+                                      max_shared=1)) == compared_all, "more shared contents than the limit: same"
+    assert [(i, r) for i, r, _ in compared_all] == [
+        ("a", None), ("again", "duplicate_line"), ("b", "duplicate_line"), ("c", "zero_quantity"),
+        ("d", "zero_quantity"), ("e", None), ("f", "invalid_quantity"), ("kept", None)]
 
 
 def test_invalid_lines_are_not_deduplicated_against_valid_ones(spark):

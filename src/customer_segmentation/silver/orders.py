@@ -19,12 +19,15 @@ from ..core.tables import table
 from ..ingest import lines
 from ..ingest.source_profiles import TRANSACTIONS, SourceProfile, load_profile
 from .cleaning import clean_customer_id, is_blank, is_product_code, parse_timestamp
-from .quarantine import Check, content_hash, first_failure, rejects_by_reason
+from .quarantine import Check, content_hash, first_failure, mark_duplicates, rejects_by_reason
 
 ORDERS = table("orders").spec()
 QUARANTINE = table("orders_quarantine").spec()
 QUALITY_LOG = table("quality_log").spec()
 PRICE, AMOUNT = (table("orders").column(name).type for name in ("unit_price", "line_amount"))
+# Contents shared by more lines than this (sent to every task as 64-bit hashes): every line of the
+# batch is ordered within its content instead.
+MAX_SHARED_CONTENTS = 1_000_000
 # Reject reasons, in the order they are checked: a line gets the first that applies.
 REJECT_REASONS = table("orders_quarantine").column("reject_reason").values
 
@@ -33,6 +36,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     """Type every bronze line and give it a reject reason (null = valid), duplicates aside.
 
     Pure transform: the bronze columns stay as they are, typed columns are added next to them.
+    Lines that come with their `_content_hash` (as `classify_and_mark` gives them) keep it.
     """
     # In three projections: the parsed values, then the reject reason, then the typed columns. The
     # reason and its detail test the parsed values a dozen times and every typed column tests the
@@ -106,7 +110,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
 
     typed_valid = F.col("reject_reason").isNull()
     return judged.select(
-        *bronze.columns,
+        *[c for c in bronze.columns if c != "_content_hash"],
         F.when(typed_valid, invoice).alias("_invoice_no"),
         F.when(typed_valid, F.trim("stock_code")).alias("_stock_code"),
         F.when(typed_valid, F.trim("description")).alias("_description"),
@@ -118,10 +122,47 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
         F.coalesce(F.nullif(F.trim("country"), F.lit("")), F.lit("Unknown")).alias("_country"),
         is_cancellation.alias("_is_cancellation"),
         is_product_code(F.col("stock_code"), rules).alias("_is_product"),
-        content_hash(TRANSACTIONS.columns, profile.key).alias("_content_hash"),
+        (F.col("_content_hash") if "_content_hash" in bronze.columns else _content_hash(profile))
+        .alias("_content_hash"),
         "reject_reason",
         "reject_detail",
     )
+
+
+def classify_and_mark(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settings: Settings,
+                      rules: CleaningRules, max_shared: int = MAX_SHARED_CONTENTS) -> DataFrame:
+    """`classify` of every bronze line, exact repeats of a line kept before or earlier in `bronze`
+    rejected as duplicates (`quarantine.mark_duplicates`; `existing`: the lines already kept).
+
+    Repeats are few, so the batch is not shuffled to find them: one aggregation of a 64-bit hash
+    of each line's content hash (the batch's and the kept lines') finds the contents that more than
+    one line may share. Only the lines with those are ordered within their content; every other
+    line is its content's only line. A collision of the 64-bit hashes only adds lines to those
+    compared exactly. With more than `max_shared` such contents (a batch delivered again), every
+    line is ordered within its content.
+    """
+    # Defined once for the key and the output (classify keeps it); each of the three plans below
+    # still evaluates it: hashing a line once fewer was measured and not kept (BENCHMARKS.md).
+    bronze = bronze.withColumn("_content_hash", _content_hash(profile))
+    key = F.xxhash64("_content_hash")
+    keys = (bronze.select(key.alias("_key"), F.lit(1).alias("_lines"), F.lit(False).alias("_kept"))
+            .unionByName(existing.select(key.alias("_key"), F.lit(0).alias("_lines"), F.lit(True).alias("_kept"))))
+    shared = (keys.groupBy("_key").agg(F.sum("_lines").alias("_lines"), F.max("_kept").alias("_kept"))
+              .where((F.col("_lines") > 1) | (F.col("_kept") & (F.col("_lines") > 0))).select("_key")
+              .localCheckpoint())
+    if shared.count() > max_shared:
+        return mark_duplicates(classify(bronze, profile, settings, rules), existing)
+    shared = F.broadcast(shared)
+    alone = bronze.join(shared, key == F.col("_key"), "left_anti")
+    sharing = bronze.join(shared, key == F.col("_key"), "left_semi")
+    marked = mark_duplicates(classify(sharing, profile, settings, rules),
+                             existing.join(shared, key == F.col("_key"), "left_semi"))
+    return classify(alone, profile, settings, rules).unionByName(marked)
+
+
+def _content_hash(profile: SourceProfile) -> Column:
+    """The duplicate key of a bronze line of `profile`."""
+    return content_hash(TRANSACTIONS.columns, profile.key)
 
 
 # silver.orders' columns computed from another classified column than their `_<name>` or name.

@@ -25,7 +25,7 @@ from ..core.rules import cleaning_rules
 from ..core.settings import Settings
 from ..ingest.source_profiles import load_profile
 from . import orders, sources
-from .quarantine import mark_duplicates, mark_redelivered_files, reconcile_counts
+from .quarantine import mark_redelivered_files, reconcile_counts
 
 MAX_BRONZE_FILES_PER_BATCH = 200
 
@@ -47,12 +47,13 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
         # batch in memory costs several times the garbage collection (BENCHMARKS.md).
         existing = spark.sql(f"SELECT _content_hash, _line_id, _source_file, _file_fingerprint FROM {tables.orders} "
                              f"VERSION AS OF {table_version(spark, tables.orders)}")
-        classified = orders.classify(batch, profile, settings, rules)
         # A layout with line identity: a line repeating a kept one is a duplicate. Without: identical
         # lines are separate purchases, and only a file delivered again is.
-        marked = orders.staged(mark_duplicates(classified, existing) if profile.key else
-                               mark_redelivered_files(classified, existing)).localCheckpoint(
-            eager=True, storageLevel=StorageLevel.DISK_ONLY)
+        if profile.key:
+            marked = orders.classify_and_mark(batch, existing, profile, settings, rules)
+        else:
+            marked = mark_redelivered_files(orders.classify(batch, profile, settings, rules), existing)
+        marked = orders.staged(marked).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
         try:
             for rows, target in ((orders.to_orders(marked), tables.orders),
                                  (orders.to_quarantine(marked), tables.orders_quarantine),
