@@ -56,6 +56,14 @@ def test_rfm_basics(spark):
     assert c["as_of_date"] == AS_OF
 
 
+def test_distinct_products_count_each_product_bought_once(spark):
+    # 22 twice, 23 once, 24 only returned, postage and a line after the reference date: two products.
+    c = features_of(spark, [("1", "1", "2011-01-10", 2, 5.0, "22"), ("1", "2", "2011-02-10", 1, 5.0, "22"),
+                            ("1", "2", "2011-02-10", 1, 5.0, "23"), ("1", "C3", "2011-02-11", -1, 5.0, "24"),
+                            ("1", "2", "2011-02-10", 1, 5.0, "POST"), ("1", "4", "2011-12-11", 1, 5.0, "25")])["1"]
+    assert c["distinct_products"] == 2
+
+
 def test_bought_then_cancelled_is_net_zero(spark):
     c = features_of(spark, [("7", "300", "2011-01-18", 74215, 1.04), ("7", "C301", "2011-01-18", -74215, 1.04)])["7"]
     assert c["monetary"] == 0.0 and c["gross_revenue"] == pytest.approx(77183.6)
