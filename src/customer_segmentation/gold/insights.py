@@ -73,8 +73,7 @@ def revenue_by_country(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
 
 def top_products(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
     """The TOP_PRODUCTS products by quantity sold and by net revenue. Both rankings need only two
-    sums per product; the orders and the usual description are then counted for the chosen few,
-    in one pass over their lines: per product and description, its lines and its purchase invoices."""
+    sums per product; the orders and the usual description are then counted for the chosen few."""
     lines = counted_lines(orders, as_of_date).where(F.col("stock_code").isNotNull())
     everyone = Window.partitionBy(F.lit(1))
     ranked = (lines.groupBy("stock_code").agg(F.sum("quantity").cast("long").alias("quantity_sold"),
@@ -85,15 +84,14 @@ def top_products(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
                           F.row_number().over(everyone.orderBy(F.desc("net_revenue"), "stock_code")))
               .where((F.col("rank_by_quantity") <= TOP_PRODUCTS) | (F.col("rank_by_revenue") <= TOP_PRODUCTS)))
     chosen = lines.join(F.broadcast(ranked.select("stock_code")), "stock_code")
-    by_description = chosen.groupBy("stock_code", "description").agg(
-        F.count("*").alias("lines"),
-        F.collect_set(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("purchase_invoices"))
-    # The usual description: the most lines, then the first alphabetically (the least of (-lines, text)).
-    usual = F.min(F.when(F.col("description") != "", F.struct((-F.col("lines")).alias("lines"), "description")))
-    per_product = by_description.groupBy("stock_code").agg(
-        F.size(F.array_distinct(F.flatten(F.collect_list("purchase_invoices")))).cast("long").alias("orders"),
-        usual["description"].alias("description"))
-    return (ranked.join(per_product, "stock_code")
+    orders_of = chosen.groupBy("stock_code").agg(
+        F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
+    description_rank = Window.partitionBy("stock_code").orderBy(F.desc("n"), "description")
+    descriptions = (chosen.where(F.col("description") != "").groupBy("stock_code", "description")
+                    .agg(F.count("*").alias("n"))
+                    .withColumn("r", F.row_number().over(description_rank)).where("r = 1")
+                    .select("stock_code", "description"))
+    return (ranked.join(orders_of, "stock_code").join(descriptions, "stock_code", "left")
             .withColumn("as_of_date", F.lit(as_of_date)).select(*table("top_products").spec().names)
             .orderBy("rank_by_revenue"))
 
