@@ -49,3 +49,48 @@ def test_the_summary_counts_every_table_in_order_and_skips_missing_ones(spark, s
     missing = f"{settings.catalog}.{settings.gold_schema}.no_such_table"
     assert row_counts(spark, [missing, existing[0]]) == {existing[0]: dict(summary)[existing[0]]}
     assert row_count(spark, missing) == 0
+
+
+def _compiled(spark) -> bool:
+    """Whether a new query runs generated code (a DataFrame keeps the plan it got first; adaptive
+    execution adds the generated stages to its plan as it runs them)."""
+    query = spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v").groupBy("k").sum("v")
+    query.collect()
+    return "*(1) " in query._jdf.queryExecution().executedPlan().toString()  # a generated stage's mark
+
+
+def test_a_small_source_interprets_its_queries_and_the_session_is_restored_after(spark, tmp_path):
+    from customer_segmentation.core.spark import interpreted_expressions
+
+    def sums():
+        return sorted(spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v").groupBy("k").sum("v").collect())
+
+    spark.conf.set("spark.sql.codegen.wholeStage", "true")
+    with interpreted_expressions(spark, True):
+        assert not _compiled(spark)
+        interpreted = sums()
+    assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"
+    assert spark.conf.get("spark.sql.codegen.factoryMode", None) is None
+    assert _compiled(spark) and sums() == interpreted
+    with pytest.raises(ValueError), interpreted_expressions(spark, True):
+        raise ValueError("the task failed")
+    assert _compiled(spark), "restored after an error too"
+    with interpreted_expressions(spark, False):
+        assert _compiled(spark)
+
+
+def test_which_tasks_interpret_follows_the_size_of_the_landing_files(tmp_path, monkeypatch):
+    from customer_segmentation.core.settings import Settings
+    from customer_segmentation.ops import jobs
+
+    landing = tmp_path / "landing"
+    (landing / "2011").mkdir(parents=True)
+    with open(landing / "2011" / "day.csv", "wb") as f:  # a sub-folder's files count too
+        f.truncate(8 << 20)
+    settings = Settings(landing_path=str(landing))
+    assert jobs.landing_bytes(str(landing)) == 8 << 20
+    assert {name: jobs.interprets(settings, name) for name in jobs.JOB_ORDER} == {
+        "bronze": False, "silver": False, "gold_features": True, "train": True, "lifetime_value": True, "publish": True}
+    assert not any(jobs.interprets(settings.replace(landing_path="s3://bucket/landing"), n) for n in jobs.JOB_ORDER)
+    monkeypatch.setattr(jobs, "on_databricks", lambda: True)
+    assert not any(jobs.interprets(settings, name) for name in jobs.JOB_ORDER)

@@ -121,7 +121,8 @@ def cmd_class_archive(args: argparse.Namespace) -> int:
                                          "landing_path": str(Path(tmp) / "landing" / "transactions"),
                                          "k_min": "2", "k_max": "3"})
         spark = local_session(Path(settings.state_root), verbose=args.verbose, record_classes_to=recording)
-        run_job(spark, settings)
+        # Compiled as a large source is: the classes that generate and compile code are the ones worth mapping.
+        run_job(spark, settings, interpret_small_sources=False)
         stop_local_jvm(spark)
     if not recording.is_file():
         raise PipelineError(f"class-archive: the JVM exited without writing {recording}")

@@ -43,12 +43,12 @@ class TaskResult:
     rows_written: dict[str, int]
 
 
-def run_task(spark: SparkSession, settings: Settings, name: str) -> TaskResult:
+def run_task(spark: SparkSession, settings: Settings, name: str, interpret_small_sources: bool = True) -> TaskResult:
     settings = with_run_id(settings)
     say(f"[{name}] started")
     check_input(spark, settings, name)
     started = time.perf_counter()
-    with interpreted_expressions(spark, interprets(settings, name)):
+    with interpreted_expressions(spark, interpret_small_sources and interprets(settings, name)):
         rows_written = task_module(name).run(spark, settings.reading_as(name))
     seconds = time.perf_counter() - started
     written = ", ".join(f"{table} +{rows:,}" for table, rows in rows_written.items()) or "nothing written"
@@ -90,11 +90,12 @@ def with_run_id(settings: Settings) -> Settings:
     return settings if settings.run_id else settings.replace(run_id=uuid.uuid4().hex)
 
 
-def run_job(spark: SparkSession, settings: Settings, tasks: tuple[str, ...] = JOB_ORDER) -> list[TaskResult]:
+def run_job(spark: SparkSession, settings: Settings, tasks: tuple[str, ...] = JOB_ORDER,
+            interpret_small_sources: bool = True) -> list[TaskResult]:
     settings = with_run_id(settings)
     if "gold_features" in tasks:
         check_as_of_date_before_any_write(spark, settings)
-    return [run_task(spark, settings, name) for name in tasks]
+    return [run_task(spark, settings, name, interpret_small_sources) for name in tasks]
 
 
 def check_as_of_date_before_any_write(spark: SparkSession, settings: Settings) -> None:
