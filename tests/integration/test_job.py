@@ -78,6 +78,14 @@ def test_a_small_source_interprets_its_queries_and_the_session_is_restored_after
     with interpreted_expressions(spark, False):
         assert _compiled(spark)
 
+    class ServerlessSession:  # refuses to read or change these settings
+        @property
+        def conf(self):
+            raise AssertionError("the session's settings were touched")
+
+    with interpreted_expressions(ServerlessSession(), False):
+        pass
+
 
 def test_which_tasks_interpret_follows_the_size_of_the_landing_files(tmp_path, monkeypatch):
     from customer_segmentation.core.settings import Settings
