@@ -51,27 +51,28 @@ def test_the_summary_counts_every_table_in_order_and_skips_missing_ones(spark, s
     assert row_count(spark, missing) == 0
 
 
-def _compiled(spark) -> bool:
-    """Whether a new query runs generated code (a DataFrame keeps the plan it got first; adaptive
-    execution adds the generated stages to its plan as it runs them)."""
+def _sums(spark) -> tuple[bool, list]:
+    """A new query's rows, and whether it ran generated code (a DataFrame keeps the plan it got
+    first; adaptive execution adds the generated stages to its plan as it runs them)."""
     query = spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v").groupBy("k").sum("v")
-    query.collect()
-    return "*(1) " in query._jdf.queryExecution().executedPlan().toString()  # a generated stage's mark
+    rows = sorted(query.collect())
+    return "*(1) " in query._jdf.queryExecution().executedPlan().toString(), rows  # a generated stage's mark
+
+
+def _compiled(spark) -> bool:
+    return _sums(spark)[0]
 
 
 def test_a_small_source_interprets_its_queries_and_the_session_is_restored_after(spark, tmp_path):
     from customer_segmentation.core.spark import interpreted_expressions
 
-    def sums():
-        return sorted(spark.range(1000).selectExpr("id % 7 AS k", "id * 2 AS v").groupBy("k").sum("v").collect())
-
     spark.conf.set("spark.sql.codegen.wholeStage", "true")
     with interpreted_expressions(spark, True):
-        assert not _compiled(spark)
-        interpreted = sums()
+        compiled, interpreted = _sums(spark)
+        assert not compiled
     assert spark.conf.get("spark.sql.codegen.wholeStage") == "true"
     assert spark.conf.get("spark.sql.codegen.factoryMode", None) is None
-    assert _compiled(spark) and sums() == interpreted
+    assert _sums(spark) == (True, interpreted)
     with pytest.raises(ValueError), interpreted_expressions(spark, True):
         raise ValueError("the task failed")
     assert _compiled(spark), "restored after an error too"

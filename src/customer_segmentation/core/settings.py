@@ -390,3 +390,8 @@ class _TaskSettings(Settings):
 
 def on_databricks() -> bool:
     return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def is_cloud_uri(path: str) -> bool:
+    """Whether `path` names cloud storage (s3://, abfss://, dbfs:, ...) rather than a local folder."""
+    return "://" in path or path.startswith("dbfs:")

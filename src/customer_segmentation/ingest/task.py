@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from ..core.delta import append_exactly_once, create_table_if_missing, ensure_schemas, process_stream, row_count
 from ..core.errors import SourceError
-from ..core.settings import Settings, on_databricks
+from ..core.settings import Settings, is_cloud_uri, on_databricks
 from ..core.tables import table
 from . import lines
 from .source_profiles import OPTIONAL_SOURCES, TRANSACTIONS, SourceProfile, SourceSpec, load_profile
@@ -26,7 +26,7 @@ MAX_FILES_PER_BATCH = 1000
 
 def check_landing_folder(path: str, setting: str = "landing_path") -> None:
     """Fail early, before any table is touched, if the folder is missing or holds no files."""
-    if "://" in path or path.startswith("dbfs:"):
+    if is_cloud_uri(path):
         return  # a cloud URI: the stream reader reports problems itself
     folder = Path(path)
     if not folder.is_dir():

@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 from ..core.console import say
 from ..core.delta import row_count, row_counts, table_exists
 from ..core.errors import UserError
-from ..core.settings import TASKS, Settings, on_databricks
+from ..core.settings import TASKS, Settings, is_cloud_uri, on_databricks
 from ..core.spark import interpreted_expressions
 
 # Each task is the `run(spark, settings)` of its stage's task module. Named rather than imported:
@@ -65,7 +65,7 @@ def interprets(settings: Settings, name: str) -> bool:
 def landing_bytes(path: str) -> float:
     """The size of the files in a local landing folder, sub-folders included; infinite for a URI."""
     folder = Path(path)
-    if "://" in path or path.startswith("dbfs:") or not folder.is_dir():
+    if is_cloud_uri(path) or not folder.is_dir():
         return float("inf")
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
