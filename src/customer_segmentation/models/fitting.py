@@ -111,7 +111,6 @@ def model_inputs(plan: FeaturePlan) -> list[str]:
 class Fitted:
     candidate: Candidate
     model: object | None = None
-    saved_at: str | None = None
 
 
 def candidate_failure(error: Exception) -> str | None:

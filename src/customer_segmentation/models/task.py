@@ -1,18 +1,16 @@
 """Task `train`: MLlib sweep over algorithms and k, exact metrics, MLflow tracking, champion model.
 
 The features are prepared once (signed log1p, assembled, standardised) and checkpointed; every
-candidate clusters the same vectors. Each candidate is a nested MLflow run with its
-metrics and fitted model; the parent run holds the parameters, the figures, the metrics table
-and the champion, registered with the alias `champion`.
+candidate clusters the same vectors. Each candidate is a nested MLflow run with its parameters
+and metrics; the parent run holds the parameters, the figures, the metrics table and the
+champion's model, registered with the alias `champion`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import tempfile
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,19 +48,15 @@ def _signature(df: DataFrame, features: list[str]):
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("integer", "segment_id")]))
 
 
-def _save_native_model(model, staging: str) -> str:
-    """Save a fitted Spark model in MLlib's own format; returns the folder."""
-    target = f"{staging.rstrip('/')}/model-{uuid.uuid4().hex}"
-    model.write().overwrite().save(target)
-    return target
-
-
 def fit_candidates(prepared: DataFrame, customers: int, dimensions: int, settings: Settings):
     """Fit every (algorithm, k), measure them and log each as a nested MLflow run; returns
     candidates, models, run ids.
 
-    Candidates are fitted and saved a few at a time: on small data each Spark job is mostly
-    scheduling latency, which overlaps well. Logging to MLflow stays in this thread, in grid order.
+    Candidates are fitted a few at a time: on small data each Spark job is mostly scheduling
+    latency, which overlaps well. Logging to MLflow stays in this thread, in grid order. Only the
+    champion's model is logged: a fit is a function of its parameters (for k-means the seed of the
+    chosen start, `start_seed`), so any candidate can be fitted again, and saving every candidate's
+    model took a tenth of the task (BENCHMARKS.md).
     """
     import mlflow
 
@@ -76,27 +70,21 @@ def fit_candidates(prepared: DataFrame, customers: int, dimensions: int, setting
             + (f": {_outcome(c)}" if c.skipped_reason else ""))
         return fitted
 
-    def save(fitted):
-        if fitted.model is None:
-            return fitted
-        return dataclasses.replace(fitted, saved_at=_save_native_model(fitted.model, settings.model_staging))
-
     with ThreadPoolExecutor(max_workers=PARALLEL_FITS) as pool:
         results = measure(prepared, list(pool.map(fit, grid)), dimensions)
-        for c in (fitted.candidate for fitted in results if fitted.candidate.metrics):
-            say(f"[train] {c.label}: {_outcome(c)}")
-        results = list(pool.map(save, results))
+    for c in (fitted.candidate for fitted in results if fitted.candidate.metrics):
+        say(f"[train] {c.label}: {_outcome(c)}")
     run_ids = []
     for fitted in results:
         c = fitted.candidate
         with mlflow.start_run(run_name=c.label, nested=True) as run:
-            mlflow.log_params({"algorithm": c.algorithm, "k": c.k, "seed": settings.seed})
+            params = {"algorithm": c.algorithm, "k": c.k, "seed": settings.seed}
+            if c.algorithm == "kmeans" and fitted.model is not None:
+                params["start_seed"] = fitted.model.getSeed()
+            mlflow.log_params(params)
             mlflow.log_metrics({m: v for m, v in c.metrics.items() if not math.isnan(v)})
             if c.skipped_reason:
                 mlflow.set_tag("skipped_reason", c.skipped_reason)
-            else:
-                mlflow.log_artifacts(fitted.saved_at, "model")
-                shutil.rmtree(fitted.saved_at, ignore_errors=True)
             run_ids.append(run.info.run_id)
     return [f.candidate for f in results], [f.model for f in results], run_ids
 
