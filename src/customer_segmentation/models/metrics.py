@@ -15,15 +15,23 @@ from a point to a cluster follows from the cluster's summary: the exact formula 
 from __future__ import annotations
 
 import math
+import operator
+from functools import reduce
 
 import numpy as np
 from pyspark.ml.functions import vector_to_array
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
-def _squared_distance(x, centre):
-    return F.aggregate(F.zip_with(x, centre, lambda a, b: (a - b) * (a - b)), F.lit(0.0), lambda acc, v: acc + v)
+def _squared_distance(x: list[Column], centre: Column) -> Column:
+    """Squared distance from the point's coordinates `x` to `centre` (an array; null if it is null).
+
+    Written out coordinate by coordinate rather than with array lambdas: Spark interprets
+    higher-order functions row by row but compiles arithmetic: both passes over 21 clusterings of
+    44,136 customers (the 10M-line size) took 8.0-8.5 s with lambdas and 2.3-2.7 s written out, warm,
+    with the same sums to the last bit."""
+    return reduce(operator.add, [(x[i] - centre[i]) * (x[i] - centre[i]) for i in range(len(x))])
 
 
 def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, features_col: str = "features",
@@ -34,11 +42,12 @@ def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, featur
     value = F.col(value_col).cast("double") if value_col else F.lit(0.0)
     arrays = points.select(F.col(group_col).alias("grp"), F.col(prediction_col).cast("int").alias("cluster"),
                            vector_to_array(features_col).alias("x"), value.alias("value"))
+    x = [F.col("x")[i] for i in range(dimensions)]
     first_pass = arrays.groupBy("grp", "cluster").agg(
         F.count(F.lit(1)).alias("size"),
         F.sum("value").alias("value"),
-        F.sum(F.aggregate("x", F.lit(0.0), lambda acc, v: acc + v * v)).alias("norm2_sum"),
-        *[F.sum(F.col("x")[i]).alias(f"s{i}") for i in range(dimensions)],
+        F.sum(reduce(operator.add, [v * v for v in x])).alias("norm2_sum"),
+        *[F.sum(x[i]).alias(f"s{i}") for i in range(dimensions)],
     ).collect()
     clusters: dict[object, dict[int, dict]] = {}
     for row in sorted(first_pass, key=lambda r: r["cluster"]):
@@ -52,20 +61,26 @@ def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, featur
         [(grp, list(cs), [c["size"] for c in cs.values()], [c["centroid"].tolist() for c in cs.values()],
           [c["scatter"] for c in cs.values()]) for grp, cs in clusters.items()],
         layout.format(arrays.schema["grp"].dataType.simpleString()))
+    most = max(len(cs) for cs in clusters.values())
     own = F.array_position("ids", F.col("cluster")).cast("int")  # 1-based, as element_at
-    # Mean squared distance from the point to every point of each cluster: to the centroid plus the scatter.
-    to_clusters = F.zip_with(F.transform("centres", lambda c: _squared_distance(F.col("x"), c)), "scatters",
-                             lambda d, s: d + s)
-    own_size = F.element_at("sizes", own)
-    inside = F.element_at("to_clusters", own) * own_size / (own_size - 1)
-    nearest = F.array_min(F.filter("to_clusters", lambda _, i: i != own - 1))
+    # Mean squared distance from the point to every point of each cluster: to the centroid plus the
+    # scatter; null past the clustering's own clusters. Each step is its own projection, so the
+    # compiled code computes every distance once instead of once per use.
+    to_clusters = [_squared_distance(x, F.try_element_at("centres", F.lit(j + 1)))
+                   + F.try_element_at("scatters", F.lit(j + 1)) for j in range(most)]
+    to_centres = arrays.join(F.broadcast(stats), "grp").select(
+        "grp", "cluster", own.alias("own"), F.element_at("sizes", own).alias("own_size"),
+        F.array(*to_clusters).alias("to_clusters"), _squared_distance(x, F.element_at("centres", own)).alias("d2"))
+    own, own_size = F.col("own"), F.col("own_size")
+    nearest = F.least(*[F.when(own != j + 1, F.element_at("to_clusters", j + 1)) for j in range(most)], F.lit(None))
+    point_distances = to_centres.select("grp", "cluster", "d2", "own_size", nearest.alias("nearest"),
+                              F.when(own_size > 1, F.element_at("to_clusters", own) * own_size / (own_size - 1))
+                              .alias("inside"))
+    inside, nearest = F.col("inside"), F.col("nearest")
     silhouette = (F.when((own_size == 1) | nearest.isNull(), 0.0)
                   .when(inside < nearest, 1 - inside / nearest)
                   .when(inside > nearest, nearest / inside - 1).otherwise(0.0))
-    second_pass = (arrays.join(F.broadcast(stats), "grp")
-                   .withColumn("to_clusters", to_clusters)
-                   .withColumn("d2", _squared_distance(F.col("x"), F.element_at("centres", own)))
-                   .groupBy("grp", "cluster")
+    second_pass = (point_distances.groupBy("grp", "cluster")
                    .agg(F.sum(F.sqrt("d2")).alias("distance_sum"), F.sum("d2").alias("d2_sum"),
                         F.sum(silhouette).alias("silhouette_sum"))
                    .collect())
