@@ -29,8 +29,8 @@ def _squared_distance(x: list[Column], centre: Column) -> Column:
 
     Written out coordinate by coordinate rather than with array lambdas: Spark interprets
     higher-order functions row by row but compiles arithmetic: both passes over 21 clusterings of
-    44,136 customers (the 10M-line size) took 8.0-8.5 s with lambdas and 2.3-2.7 s written out, warm,
-    with the same sums to the last bit."""
+    44,136 customers (the 10M-line size) took 8.0-9.0 s with lambdas and 2.3-2.9 s written out, warm,
+    with the same sums to the last bit (BENCHMARKS.md)."""
     return reduce(operator.add, [(x[i] - centre[i]) * (x[i] - centre[i]) for i in range(len(x))])
 
 
