@@ -72,10 +72,11 @@ def cluster_summaries(points: DataFrame, dimensions: int, group_col: str, featur
         "grp", "cluster", own.alias("own"), F.element_at("sizes", own).alias("own_size"),
         F.array(*to_clusters).alias("to_clusters"), _squared_distance(x, F.element_at("centres", own)).alias("d2"))
     own, own_size = F.col("own"), F.col("own_size")
+    # The nearest other cluster (`least` skips nulls, and needs two arguments even for one cluster).
     nearest = F.least(*[F.when(own != j + 1, F.element_at("to_clusters", j + 1)) for j in range(most)], F.lit(None))
+    inside = F.when(own_size > 1, F.element_at("to_clusters", own) * own_size / (own_size - 1))
     point_distances = to_centres.select("grp", "cluster", "d2", "own_size", nearest.alias("nearest"),
-                              F.when(own_size > 1, F.element_at("to_clusters", own) * own_size / (own_size - 1))
-                              .alias("inside"))
+                                        inside.alias("inside"))
     inside, nearest = F.col("inside"), F.col("nearest")
     silhouette = (F.when((own_size == 1) | nearest.isNull(), 0.0)
                   .when(inside < nearest, 1 - inside / nearest)
