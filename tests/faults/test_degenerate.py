@@ -42,6 +42,18 @@ def metrics(spark, settings):
     return {(r["algorithm"], r["k"]): r for r in spark.table(settings.tables.clustering_metrics).collect()}
 
 
+def test_no_customers_or_none_with_net_purchases_is_refused_before_any_fit(spark, make_settings):
+    settings = make_settings(k_min=2, k_max=3)
+    features_table(spark, settings, [])
+    with pytest.raises(UserError, match=r"customer_features is empty: there are no customers to segment"):
+        run_task(spark, settings, "train")
+    features_table(spark, settings, [("1", 10, 0, 0), ("2", 20, 1, -15)])
+    with pytest.raises(UserError, match=r"no customer in \S+ has net purchases of goods \(2 customers, all with a "
+                                        r"net spend of zero or below\): nothing to segment"):
+        run_task(spark, settings, "train")
+    assert not spark.catalog.tableExists(settings.tables.clustering_metrics)
+
+
 def test_a_single_customer_means_no_segmentation_is_possible(spark, make_settings, capsys):
     settings = make_settings(k_min=2, k_max=3)
     features_table(spark, settings, [("1", 10, 3, 100)])

@@ -132,18 +132,19 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
 
     tables = settings.tables
     all_customers = spark.table(tables.customer_features)
-    if all_customers.isEmpty():
-        raise UserError(f"{tables.customer_features} is empty: there are no customers to segment")
     # Customers without net purchases have no purchase behaviour to describe: the model is fitted
     # and chosen on the others, and its last stage gives them their rule segment.
     feature_table = all_customers.where(has_net_purchases())
-    customers, left_out = feature_table.count(), all_customers.where(~has_net_purchases()).count()
+    customers, everyone, as_of_date = all_customers.agg(  # one query for what the checks below need
+        F.count_if(has_net_purchases()), F.count("*"), F.max(F.when(has_net_purchases(), F.col("as_of_date")))).first()
+    left_out = everyone - customers
+    if everyone == 0:
+        raise UserError(f"{tables.customer_features} is empty: there are no customers to segment")
     if customers == 0:
         raise UserError(f"no customer in {tables.customer_features} has net purchases of goods "
                         f"({left_out:,} customers, all with a net spend of zero or below): nothing to segment")
     if left_out:
         say(f"[train] {left_out:,} customers without net purchases left out of the model (their own segment)")
-    as_of_date = feature_table.select("as_of_date").first()[0]
     kept, dropped = select_features(feature_table, list(settings.features), settings.max_feature_correlation)
     for feature, why in dropped.items():
         say(f"[train] feature {feature} dropped: {why}")
