@@ -134,9 +134,10 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     all_customers = spark.table(tables.customer_features)
     # Customers without net purchases have no purchase behaviour to describe: the model is fitted
     # and chosen on the others, and its last stage gives them their rule segment.
-    feature_table = all_customers.where(has_net_purchases())
-    customers, everyone, as_of_date = all_customers.agg(  # one query for what the checks below need
-        F.count_if(has_net_purchases()), F.count("*"), F.max(F.when(has_net_purchases(), F.col("as_of_date")))).first()
+    net = has_net_purchases()
+    feature_table = all_customers.where(net)
+    customers, everyone, as_of_date = all_customers.agg(  # one query for every check below
+        F.count_if(net), F.count("*"), F.max(F.when(net, F.col("as_of_date")))).first()
     left_out = everyone - customers
     if everyone == 0:
         raise UserError(f"{tables.customer_features} is empty: there are no customers to segment")
