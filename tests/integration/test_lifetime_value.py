@@ -5,6 +5,7 @@ through bronze, silver, gold_features and lifetime_value: the fit must find the 
 """
 
 import datetime as dt
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -137,6 +138,10 @@ def test_the_task_changes_no_other_table(spark, planted):
 def test_a_rerun_replaces_the_scores_and_keeps_one_fit_per_date(spark, planted):
     settings, *_ = planted
     scores = spark.table(settings.tables.customer_lifetime_value).orderBy("customer_id").collect()
-    run_task(spark, settings, "lifetime_value")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_task(spark, settings, "lifetime_value")
+    # What the task prints is its own lines: no library's reminders (MLflow's about input examples).
+    assert not [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert spark.table(settings.tables.customer_lifetime_value).orderBy("customer_id").collect() == scores
     assert spark.table(settings.tables.clv_model_parameters).count() == 1

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import threading
+import warnings
 from pathlib import Path
 
 from ..core.settings import Settings, on_databricks
@@ -78,6 +79,9 @@ def _quiet() -> None:
     os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
     for noisy in ("mlflow", "alembic", "py4j"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    # Models are logged with a signature and, on purpose, no input example (no customer rows in
+    # artifacts): MLflow's reminder of it would be noise in every run's output.
+    warnings.filterwarnings("ignore", message=".*An input example was not provided", category=UserWarning)
 
 
 def create_local_store(folder: Path) -> None:
