@@ -76,10 +76,11 @@ def _print_summary(spark, settings: Settings, report_path: Path | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
+    from ..core.spark import interpreted_expressions
     from ..ingest.source_profiles import load_profile
     from ..ingest.task import check_landing_folder
     from ..models import tracking
-    from .jobs import JOB_ORDER, reset_local_state_if_source_changed, run_job, task_module
+    from .jobs import JOB_ORDER, interprets, reset_local_state_if_source_changed, run_job, task_module
 
     settings = settings_from_args(args)
     if not args.source and settings.landing_path == Settings().landing_path:
@@ -96,7 +97,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         spark = starting.result()
     reset_local_state_if_source_changed(spark, settings)
     run_job(spark, settings, tasks)
-    _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
+    # The report and the summary read what publish reads (aggregates, customers): evaluated as publish is.
+    with interpreted_expressions(spark, interprets(settings, "publish")):
+        _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
     return 0
 
 
