@@ -46,16 +46,25 @@ def _start(settings: Settings, args: argparse.Namespace):
     return get_spark(settings.state_root, verbose=args.verbose)
 
 
+def _as_publish(spark, settings: Settings):
+    """The report and the summary read what publish reads (aggregates, customers): evaluated as it is."""
+    from ..core.spark import interpreted_expressions
+    from .jobs import interprets
+
+    return interpreted_expressions(spark, interprets(settings, "publish"))
+
+
 def _print_summary(spark, settings: Settings, report_path: Path | None) -> None:
     from ..models import tracking
     from .jobs import table_summary
 
-    rows = table_summary(spark, settings)
+    with _as_publish(spark, settings):
+        rows = table_summary(spark, settings)
+        metrics = settings.tables.clustering_metrics
+        champion = (spark.table(metrics).where("is_champion").orderBy("as_of_date", ascending=False).first()
+                    if spark.catalog.tableExists(metrics) else None)
     say("")
     say(format_table(["table", "rows"], [[name, count] for name, count in rows]))
-    metrics = settings.tables.clustering_metrics
-    champion = (spark.table(metrics).where("is_champion").orderBy("as_of_date", ascending=False).first()
-                if spark.catalog.tableExists(metrics) else None)
     if champion:
         say("")
         say(f"champion: {champion['algorithm']} k={champion['k']} (as of {champion['as_of_date']}): "
@@ -76,11 +85,10 @@ def _print_summary(spark, settings: Settings, report_path: Path | None) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..core.spark import interpreted_expressions
     from ..ingest.source_profiles import load_profile
     from ..ingest.task import check_landing_folder
     from ..models import tracking
-    from .jobs import JOB_ORDER, interprets, reset_local_state_if_source_changed, run_job, task_module
+    from .jobs import JOB_ORDER, reset_local_state_if_source_changed, run_job, task_module
 
     settings = settings_from_args(args)
     if not args.source and settings.landing_path == Settings().landing_path:
@@ -97,9 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         spark = starting.result()
     reset_local_state_if_source_changed(spark, settings)
     run_job(spark, settings, tasks)
-    # The report and the summary read what publish reads (aggregates, customers): evaluated as publish is.
-    with interpreted_expressions(spark, interprets(settings, "publish")):
-        _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
+    _print_summary(spark, settings, None if args.no_report else _write_report(spark, settings))
     return 0
 
 
@@ -138,7 +144,8 @@ def _write_report(spark, settings: Settings) -> Path:
     from ..report import page
 
     say("[report] started")
-    path = page.build(spark, settings)
+    with _as_publish(spark, settings):
+        path = page.build(spark, settings)
     say(f"[report] written to {path}")
     return path
 
