@@ -91,19 +91,21 @@ def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSp
 
 
 Rows = DataFrame | Callable[[], DataFrame]
+Output = tuple[Rows, TableSpec] | tuple[Rows, TableSpec, SparkColumn]
 
 
-def overwrite_tables(spark: SparkSession, outputs: dict[str, tuple[Rows, TableSpec]]) -> dict[str, int]:
-    """Overwrite several independent tables concurrently, in the order given; returns each table's
-    rows written. A table's rows may be a function that builds them (one that runs Spark jobs of
-    its own, such as fitting a model), called in the writing thread.
+def overwrite_tables(spark: SparkSession, outputs: dict[str, Output]) -> dict[str, int]:
+    """Overwrite several independent tables concurrently, in the order given (each whole, or its rows
+    matching a third element, as `overwrite_table`); returns each table's rows written. A table's
+    rows may be a function that builds them (one that runs Spark jobs of its own, such as fitting a
+    model), called in the writing thread.
 
     Small tables cost mostly driver-side latency (catalog calls, Delta commits, many small jobs),
     which overlaps well across threads.
     """
     def write(name: str) -> int:
-        rows, spec = outputs[name]
-        return overwrite_table(spark, name, rows() if callable(rows) else rows, spec)
+        rows, spec, *replacing = outputs[name]
+        return overwrite_table(spark, name, rows() if callable(rows) else rows, spec, *replacing)
 
     with ThreadPoolExecutor(max_workers=min(4, len(outputs))) as pool:
         return dict(zip(outputs, pool.map(write, outputs)))

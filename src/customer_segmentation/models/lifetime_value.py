@@ -24,7 +24,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..core.console import say
-from ..core.delta import overwrite_table
+from ..core.delta import overwrite_tables
 from ..core.errors import UserError
 from ..core.settings import Settings
 from ..core.tables import table
@@ -250,24 +250,20 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 table("clv_model_parameters").spec().schema)
             validation = spark.createDataFrame([(as_of_date, *row) for row in charts or []],
                                                table("clv_validation").spec().schema)
-            written = {
-                tables.customer_lifetime_value: _write(spark, "customer_lifetime_value", settings, scored),
-                tables.clv_model_parameters: _write(spark, "clv_model_parameters", settings, parameters, as_of_date),
-                tables.clv_validation: _write(spark, "clv_validation", settings, validation, as_of_date),
-            }
+            # The current scores replace the whole table; a fit's parameters and validation replace
+            # the rows of its as_of_date (the history of fits). Each in one commit, side by side.
+            this_date = F.col("as_of_date") == F.lit(as_of_date)
+            written = overwrite_tables(spark, {
+                tables.customer_lifetime_value: (scored, table("customer_lifetime_value").spec()),
+                tables.clv_model_parameters: (parameters, table("clv_model_parameters").spec(), this_date),
+                tables.clv_validation: (validation, table("clv_validation").spec(), this_date),
+            })
             if fitted.bgnbd:
                 _register(settings, config)
         return written
     finally:
         summary.unpersist()
         days.unpersist()
-
-
-def _write(spark: SparkSession, name: str, settings: Settings, df: DataFrame, as_of_date=None) -> int:
-    """The whole table (the current scores), or the rows of one as_of_date (the history of fits),
-    in one commit; returns the rows written."""
-    replacing = None if as_of_date is None else F.col("as_of_date") == F.lit(as_of_date)
-    return overwrite_table(spark, getattr(settings.tables, name), df, table(name).spec(), replacing=replacing)
 
 
 def _log(settings: Settings, fitted: Fitted, outcome: dict, charts: list[tuple] | None, as_of_date: dt.date) -> None:
