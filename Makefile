@@ -1,4 +1,5 @@
-# Local entry points. Everything the targets create lives in .venv/ and .local/ (git-ignored).
+# Local entry points. Everything the targets create lives in .venv/ and .local/ (git-ignored), but for
+# one empty MLflow store per MLflow version in ~/.cache/customer_segmentation.
 #
 #   make run                 run the whole job on generated synthetic data
 #   make run SOURCE=<dir>    run the whole job on the transaction files in <dir>
@@ -6,7 +7,8 @@
 #   make bench               run the benchmark harness (see BENCHMARKS.md)
 #   make screenshots         the report of a real-data run, photographed at 1280 and 390 px into docs/
 #   make class-archive       record the JVM classes of a run: later local runs start faster
-#   make clean               remove local state (tables, checkpoints, MLflow store, data)
+#   make clean               remove local state (tables, checkpoints, MLflow store, data) and the
+#                            empty MLflow store kept in ~/.cache/customer_segmentation
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -76,7 +78,7 @@ $(CLASS_ARCHIVE): $(INSTALLED) $(JARS)
 	$(PY) -m customer_segmentation class-archive --out $@
 
 clean:
-	rm -rf .local build dist src/*.egg-info
+	rm -rf .local build dist src/*.egg-info "$${XDG_CACHE_HOME:-$$HOME/.cache}/customer_segmentation"
 
 # Re-resolve every transitive version after changing a pin in requirements*.txt.
 lock:
