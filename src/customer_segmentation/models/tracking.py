@@ -110,7 +110,7 @@ def _empty_store() -> Path:
     template = cache / f"mlflow-{mlflow.__version__}-empty.db"
     if not template.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        building = cache / f"{template.name}.building-{os.getpid()}-{threading.get_ident()}"
+        building = cache / f"{template.name}.building-{os.getpid()}"  # one per process: under _STORE_LOCK
         mlflow.MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
         os.replace(building, template)  # atomic: processes building it at once each rename a whole store
     return template
