@@ -72,28 +72,32 @@ def revenue_by_country(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
 
 
 def top_products(orders: DataFrame, as_of_date: dt.date) -> DataFrame:
-    """The TOP_PRODUCTS products by quantity sold and by net revenue. Both rankings need only two
-    sums per product; the orders and the usual description are then counted for the chosen few."""
+    """The TOP_PRODUCTS products by quantity sold and by net revenue, each named by its usual (most
+    frequent non-empty) description. Both rankings and the description come from one aggregation
+    of the lines, per product and description; the orders are then counted for the chosen few."""
     lines = counted_lines(orders, as_of_date).where(F.col("stock_code").isNotNull())
+    product = Window.partitionBy("stock_code")
+    described = F.col("description") != ""
+    usual_first = product.orderBy(described.desc_nulls_last(), F.desc("lines"), "description")
+    products = (lines.groupBy("stock_code", "description")
+                .agg(F.sum("quantity").alias("quantity"), F.sum("line_amount").alias("amount"),
+                     F.count("*").alias("lines"))
+                .select("stock_code", F.when(described, F.col("description")).alias("description"),
+                        F.sum("quantity").over(product).cast("long").alias("quantity_sold"),
+                        _revenue(F.sum("amount").over(product)).alias("net_revenue"),
+                        F.row_number().over(usual_first).alias("_usual"))
+                .where("_usual = 1"))
     everyone = Window.partitionBy(F.lit(1))
-    ranked = (lines.groupBy("stock_code").agg(F.sum("quantity").cast("long").alias("quantity_sold"),
-                                              _revenue(F.sum("line_amount")).alias("net_revenue"))
+    ranked = (products
               .withColumn("rank_by_quantity",
                           F.row_number().over(everyone.orderBy(F.desc("quantity_sold"), "stock_code")))
               .withColumn("rank_by_revenue",
                           F.row_number().over(everyone.orderBy(F.desc("net_revenue"), "stock_code")))
               .where((F.col("rank_by_quantity") <= TOP_PRODUCTS) | (F.col("rank_by_revenue") <= TOP_PRODUCTS)))
-    chosen = lines.join(F.broadcast(ranked.select("stock_code")), "stock_code")
-    orders_of = chosen.groupBy("stock_code").agg(
+    orders_of = lines.join(F.broadcast(ranked.select("stock_code")), "stock_code").groupBy("stock_code").agg(
         F.countDistinct(F.when(~F.col("is_cancellation"), F.col("invoice_no"))).alias("orders"))
-    description_rank = Window.partitionBy("stock_code").orderBy(F.desc("n"), "description")
-    descriptions = (chosen.where(F.col("description") != "").groupBy("stock_code", "description")
-                    .agg(F.count("*").alias("n"))
-                    .withColumn("r", F.row_number().over(description_rank)).where("r = 1")
-                    .select("stock_code", "description"))
-    return (ranked.join(orders_of, "stock_code").join(descriptions, "stock_code", "left")
-            .withColumn("as_of_date", F.lit(as_of_date)).select(*table("top_products").spec().names)
-            .orderBy("rank_by_revenue"))
+    return (ranked.join(orders_of, "stock_code").withColumn("as_of_date", F.lit(as_of_date))
+            .select(*table("top_products").spec().names).orderBy("rank_by_revenue"))
 
 
 def top_customers(features: DataFrame) -> DataFrame:

@@ -40,11 +40,14 @@ RULE_FILES = ("cleaning.yaml", "rfm_segments.yaml", "segment_names.yaml")
 def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     tables = settings.tables
     orders = spark.table(tables.orders)
-    as_of_date = settings.as_of_date or features.default_as_of_date(orders)
-    if as_of_date is None:
-        raise SourceError(f"{tables.orders} has no valid order lines: nothing to build features from "
-                          f"(see {tables.orders_quarantine} for why lines were rejected)")
-    features.check_as_of_date(orders, as_of_date)
+    as_of_date = settings.as_of_date
+    if as_of_date is not None:
+        features.check_as_of_date(orders, as_of_date)
+    else:  # the day after the latest invoice, after the first by definition
+        as_of_date = features.default_as_of_date(orders)
+        if as_of_date is None:
+            raise SourceError(f"{tables.orders} has no valid order lines: nothing to build features from "
+                              f"(see {tables.orders_quarantine} for why lines were rejected)")
     ensure_schemas(spark, settings)
     sources = settings.sources_in_use
     built_from = fingerprint(spark, settings, as_of_date)
