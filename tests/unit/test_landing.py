@@ -116,6 +116,26 @@ def test_invalid_utf8_never_reaches_a_string_column_and_its_bytes_are_kept(spark
     assert all(v.encode("utf-8") for v in row.values() if isinstance(v, str)), "every string is valid UTF-8"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "windows-1252", "utf-16"])
+def test_every_line_is_kept_byte_for_byte_and_its_bytes_apart_only_where_its_text_is_not_them(spark, encoding):
+    text = ["536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+            "536366,22633,CAFÉ SIGN £3,6,2010-12-01 08:28:00,1.85,17850.0,España"]
+    # A UTF-16 file is split at its newline: a Windows line end leaves a carriage return in the line.
+    end = "\r" if encoding == "utf-16" else ""
+    lines = [(line + end).encode("utf-16-le" if encoding == "utf-16" else encoding) for line in [HEADER, *text]]
+    if encoding == "utf-8":
+        lines += [b"536367,22632,WHITE \xff\xfeHEART,6,2010-12-01 08:29:00,2.1,17850.0,UK",
+                  b"536368,22631,HEART\x00,6,2010-12-01 08:30:00,2.1,17850.0,UK"]
+    rows = bronze_rows(spark, {"a.csv": lines}, None if encoding == "utf-8" else uci_with(encoding=encoding))
+    kept = spark.createDataFrame([(r["_raw_line"], r["_raw_bytes"]) for r in rows],
+                                 "_raw_line string, _raw_bytes binary")
+    replayed = kept.select(F.coalesce("_raw_bytes", F.encode("_raw_line", "UTF-8")).alias("line")).collect()
+    assert sorted(bytes(r["line"]) for r in replayed) == sorted(lines[1:]), "every line as it arrived"
+    # Apart only where the text in UTF-8 is not the bytes: another encoding, bytes not valid in it, a NUL.
+    expected = {"utf-8": [False, False, True, True], "windows-1252": [False, True], "utf-16": [True, True]}
+    assert sorted(r["_raw_bytes"] is not None for r in rows) == expected[encoding]
+
+
 def test_the_byte_offset_counts_bytes_of_the_valid_text_before_it(spark):
     line = "536365,85123A,CAFÉ ".encode() + b"\xc3(" + b",6,2010-12-01 08:26:00,2.55,17850.0,UK"
     [row] = bronze_rows(spark, {"a.csv": [HEADER, line]})

@@ -2,11 +2,12 @@
 
 Every file is read as lines of bytes (the same on Databricks and locally), so one parser decides
 how a line splits into fields, whatever the delimiter. Header lines are recognised by content
-and used to find columns by name in that file; data lines keep their exact bytes in
-`_raw_bytes`, their text in `_raw_line`, their fields as text under canonical names, anything
-that did not fit in `_rescued_data`, and what made the line malformed in `_malformed` (silver
-quarantines those). User-given values (delimiter, column names) only ever reach Spark as
-literals, never as SQL.
+and used to find columns by name in that file; data lines keep their text in `_raw_line`, their
+exact bytes in `_raw_bytes` where that text in UTF-8 is not those bytes (so every line is
+`coalesce(_raw_bytes, encode(_raw_line, 'UTF-8'))`, byte for byte), their fields as text under
+canonical names, anything that did not fit in `_rescued_data`, and what made the line malformed
+in `_malformed` (silver quarantines those). User-given values (delimiter, column names) only ever
+reach Spark as literals, never as SQL.
 
 Bytes that are not valid text never reach a string column: Parquet and Delta define strings as
 UTF-8, and readers other than Spark (delta-rs, pandas, Polars, Delta Sharing) refuse a table
@@ -217,11 +218,15 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
         & (entry["column"].isNull() | ~F.array_contains(mapped, entry["column"])),
     )
     rescued = F.when(may_have_unused & (F.size(unused) > 0), without_nul(F.to_json(unused)))
+    # The bytes are kept only where the text does not already hold them: most lines would
+    # otherwise be stored twice (BENCHMARKS.md).
+    raw_line = without_nul(F.col("_decoded"))
+    raw_bytes = F.when(F.encode(raw_line, "UTF-8") != F.col("_raw_bytes"), F.col("_raw_bytes"))
     # Unique within a file by its place in the read; 128 bits (two 64-bit hashes) across files.
     place = F.col("_read_order") - F.col("_first_read")
     line_id = F.concat(*[F.lpad(F.hex(F.xxhash64(F.lit(salt), "_source_file", place)), 16, "0")
                          for salt in ("line", "id")])
     return data.withColumn("_fields", fields).select(
-        *columns, without_nul(F.col("_decoded")).alias("_raw_line"), "_raw_bytes", rescued.alias("_rescued_data"),
+        *columns, raw_line.alias("_raw_line"), raw_bytes.alias("_raw_bytes"), rescued.alias("_rescued_data"),
         malformed.alias("_malformed"), "_source_file", F.lit(profile.name).alias("_source_profile"), "_ingested_at",
         line_id.alias("_line_id"), "_file_fingerprint")
