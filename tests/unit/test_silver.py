@@ -9,7 +9,7 @@ from customer_segmentation.core.rules import cleaning_rules
 from customer_segmentation.core.settings import Settings
 from customer_segmentation.core.tables import table
 from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
-from customer_segmentation.silver.orders import classify, classify_and_mark, to_orders, to_quarantine
+from customer_segmentation.silver.orders import classify, judge, to_orders, to_quarantine
 from customer_segmentation.silver.quarantine import mark_duplicates
 
 GOOD = dict(invoice_no="536365", stock_code="85123A", description="WHITE HEART", quantity="6",
@@ -33,8 +33,20 @@ def classified(spark, rows, profile=None, settings=None, existing=None):
     """The lines classified and marked as silver marks a batch."""
     bronze = bronze_frame(spark, [dict(r) for r in rows])
     existing = existing if existing is not None else spark.createDataFrame(
-        [], "_content_hash string, _line_id string, _source_file string")
-    return classify_and_mark(bronze, existing, profile or load_profile("uci"), settings or Settings(), cleaning_rules())
+        [], "_content_hash string, _line_id string, _source_file string, _file_fingerprint string")
+    return all_lines(judge(bronze, existing, profile or load_profile("uci"), settings or Settings(), cleaning_rules(),
+                           hold))
+
+
+def hold(frame):
+    return frame.localCheckpoint(eager=True)
+
+
+def all_lines(verdicts):
+    """Every line judged; each exactly once, as the batch's line count says."""
+    lines = verdicts.kept.unionByName(verdicts.rejected)
+    assert lines.count() == verdicts.lines
+    return lines
 
 
 def reasons(spark, rows, **kwargs):
@@ -186,11 +198,19 @@ def test_only_lines_whose_content_repeats_are_compared_and_the_verdicts_are_thos
     compared_all = verdicts(mark_duplicates(every_line, existing))
     assert verdicts(classified(spark, rows, existing=existing)) == compared_all
     bronze = bronze_frame(spark, [dict(r) for r in rows])
-    assert verdicts(classify_and_mark(bronze, existing, load_profile("uci"), Settings(), cleaning_rules(),
-                                      max_shared=1)) == compared_all, "more shared contents than the limit: same"
+    assert verdicts(all_lines(judge(bronze, existing, load_profile("uci"), Settings(), cleaning_rules(), hold,
+                                    max_shared=1))) == compared_all, "more shared contents than the limit: same"
     assert [(i, r) for i, r, _ in compared_all] == [
         ("a", None), ("again", "duplicate_line"), ("b", "duplicate_line"), ("c", "zero_quantity"),
         ("d", "zero_quantity"), ("e", None), ("f", "invalid_quantity"), ("kept", None)]
+
+
+def test_an_empty_batch_has_no_lines_whatever_was_kept_before(spark):
+    existing = to_orders(classified(spark, [GOOD])).select("_content_hash", "_line_id", "_source_file",
+                                                           "_file_fingerprint")
+    for kept in (existing, existing.limit(0)):
+        verdicts = judge(bronze_frame(spark, []), kept, load_profile("uci"), Settings(), cleaning_rules(), hold)
+        assert (verdicts.lines, verdicts.kept.count(), verdicts.rejected.count()) == (0, 0, 0)
 
 
 def test_invalid_lines_are_not_deduplicated_against_valid_ones(spark):
@@ -251,14 +271,16 @@ def test_processed_at_is_the_instant_whatever_the_drivers_time_zone(spark, monke
     from customer_segmentation.silver.orders import quality_row
 
     marked = classified(spark, [GOOD, {**GOOD, "quantity": "x"}])
+    rejected = marked.where("reject_reason IS NOT NULL")
     monkeypatch.setenv("TZ", "America/New_York")  # Spark reads a naive datetime in this zone
     time.tzset()
     try:
-        row = quality_row(marked, "run", 0).select(F.col("processed_at").cast("long").alias("s"), "lines_in").first()
+        row = quality_row(rejected, 2, "run", 0).select(
+            F.col("processed_at").cast("long").alias("s"), "lines_in", "lines_rejected").first()
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert abs(row["s"] - time.time()) < 120 and row["lines_in"] == 2
+    assert abs(row["s"] - time.time()) < 120 and (row["lines_in"], row["lines_rejected"]) == (2, 1)
 
 
 def test_a_layout_without_line_identity_keeps_identical_lines_and_rejects_a_file_delivered_again(spark):

@@ -1,13 +1,15 @@
 """Silver orders: typed, cleaned, de-duplicated order lines, and the quarantine of every other line.
 
 Pure transforms of a batch of bronze lines (the task in `task.py` streams them): `classify` types
-every line and gives it the first reject reason that applies, `quarantine.mark_duplicates` rejects
-exact repeats of lines already kept, and `to_orders` / `to_quarantine` split the result.
+every line and gives it the first reject reason that applies, `judge` rejects exact repeats of lines
+kept before or earlier in the batch, and `to_orders` / `to_quarantine` write its verdicts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -19,7 +21,7 @@ from ..core.tables import table
 from ..ingest import lines
 from ..ingest.source_profiles import TRANSACTIONS, SourceProfile, load_profile
 from .cleaning import clean_customer_id, is_blank, is_product_code, parse_timestamp
-from .quarantine import Check, content_hash, first_failure, mark_duplicates, rejects_by_reason
+from .quarantine import Check, content_hash, first_failure, mark_duplicates, mark_redelivered_files, rejects_by_reason
 
 ORDERS = table("orders").spec()
 QUARANTINE = table("orders_quarantine").spec()
@@ -36,7 +38,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     """Type every bronze line and give it a reject reason (null = valid), duplicates aside.
 
     Pure transform: the bronze columns stay as they are, typed columns are added next to them.
-    Lines that come with their `_content_hash` (as `classify_and_mark` gives them) keep it.
+    Lines that come with their `_content_hash` (as `judge` gives them) keep it.
     """
     # In three projections: the parsed values, then the reject reason, then the typed columns. The
     # reason and its detail test the parsed values a dozen times and every typed column tests the
@@ -129,35 +131,68 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     )
 
 
-def classify_and_mark(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settings: Settings,
-                      rules: CleaningRules, max_shared: int = MAX_SHARED_CONTENTS) -> DataFrame:
-    """`classify` of every bronze line, exact repeats of a line kept before or earlier in `bronze`
-    rejected as duplicates (`quarantine.mark_duplicates`; `existing`: the lines already kept).
+class Verdicts(NamedTuple):
+    """A batch's lines judged: the valid ones and the rejected ones, each with `classify`'s columns."""
+    kept: DataFrame
+    rejected: DataFrame
+    lines: int  # in the batch
 
-    Repeats are few, so the batch is not shuffled to find them: one aggregation of a 64-bit hash
-    of each line's content hash (the batch's and the kept lines') finds the contents that more than
-    one line may share. Only the lines with those are ordered within their content; every other
-    line is its content's only line. A collision of the 64-bit hashes only adds lines to those
-    compared exactly. With more than `max_shared` such contents (a batch delivered again), every
-    line is ordered within its content.
+
+def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settings: Settings, rules: CleaningRules,
+          hold: Callable[[DataFrame], DataFrame], max_shared: int = MAX_SHARED_CONTENTS) -> Verdicts:
+    """Every bronze line classified (`classify`) and duplicates rejected (`existing`: the lines
+    already kept). With the layout's line identity, a line repeating a line kept before or earlier in
+    `bronze` is a duplicate (`quarantine.mark_duplicates`); without, identical lines are separate
+    purchases and only a file delivered again is (`quarantine.mark_redelivered_files`).
+
+    `hold` computes a frame and keeps it for the reads after it (the task: a local checkpoint on
+    disk). Every line is read from bronze, classified and held once. Repeats are few, so the batch is
+    not shuffled to find them: one aggregation of a 64-bit hash of each line's content hash (the
+    batch's and the kept lines') finds the contents that more than one line may share. Only the
+    lines with those are ordered within their content, read back from the held lines with the
+    rejected ones and held again, so the quarantine reads a small frame. A collision of the 64-bit
+    hashes only adds lines to those compared exactly. With more than `max_shared` such contents (a
+    batch delivered again), every line is ordered within its content before it is held.
     """
-    # Defined once for the key and the output (classify keeps it); each of the three plans below
-    # still evaluates it: hashing a line once fewer was measured and not kept (BENCHMARKS.md).
-    bronze = bronze.withColumn("_content_hash", _content_hash(profile))
-    key = F.xxhash64("_content_hash")
-    keys = (bronze.select(key.alias("_key"), F.lit(1).alias("_lines"), F.lit(False).alias("_kept"))
-            .unionByName(existing.select(key.alias("_key"), F.lit(0).alias("_lines"), F.lit(True).alias("_kept"))))
-    shared = (keys.groupBy("_key").agg(F.sum("_lines").alias("_lines"), F.max("_kept").alias("_kept"))
-              .where((F.col("_lines") > 1) | (F.col("_kept") & (F.col("_lines") > 0))).select("_key")
-              .localCheckpoint())
-    if shared.count() > max_shared:
-        return mark_duplicates(classify(bronze, profile, settings, rules), existing)
-    shared = F.broadcast(shared)
-    alone = bronze.join(shared, key == F.col("_key"), "left_anti")
-    sharing = bronze.join(shared, key == F.col("_key"), "left_semi")
-    marked = mark_duplicates(classify(sharing, profile, settings, rules),
-                             existing.join(shared, key == F.col("_key"), "left_semi"))
-    return classify(alone, profile, settings, rules).unionByName(marked)
+    undecided = F.lit(False)  # a line whose verdict waits for its content's other lines
+    kept_sharing = None  # the kept lines that undecided lines are compared with
+    lines_in = None
+    if not profile.key:
+        classified = mark_redelivered_files(classify(bronze, profile, settings, rules), existing)
+    else:
+        # Defined once for the key and the output (classify keeps it); both plans below evaluate it:
+        # hashing a line once fewer was measured and not kept (BENCHMARKS.md).
+        bronze = bronze.withColumn("_content_hash", _content_hash(profile))
+        key = F.xxhash64("_content_hash")
+        keys = (bronze.select(key.alias("_key"), F.lit(1).alias("_lines"), F.lit(False).alias("_kept"))
+                .unionByName(existing.select(key.alias("_key"), F.lit(0).alias("_lines"), F.lit(True).alias("_kept"))))
+        # With the batch's line count as one more row: a foreachBatch batch is read whole, every
+        # column, even to count it.
+        per_key = (keys.rollup("_key").agg(F.sum("_lines").alias("_lines"), F.max("_kept").alias("_kept"),
+                                           (F.grouping_id() == 1).alias("_batch"))
+                   .where(F.col("_batch") | (F.col("_lines") > 1) | (F.col("_kept") & (F.col("_lines") > 0)))
+                   .localCheckpoint())
+        batch_row = per_key.where("_batch").first()  # none when neither side has a line
+        lines_in = batch_row["_lines"] if batch_row else 0
+        shared = per_key.where(~F.col("_batch")).select("_key")
+        if shared.count() > max_shared:
+            classified = mark_duplicates(classify(bronze, profile, settings, rules), existing)
+        else:
+            shared = F.broadcast(shared)
+            flagged = bronze.join(shared, key == F.col("_key"), "left").select(
+                *bronze.columns, F.col("_key").isNotNull().alias("_undecided"))
+            classified = classify(flagged, profile, settings, rules)
+            undecided = F.col("_undecided")
+            kept_sharing = existing.join(shared, key == F.col("_key"), "left_semi")
+    lines = hold(_staged(classified.withColumn("_undecided", undecided)))
+    undecided, rejected = F.col("_undecided"), F.col("reject_reason").isNotNull()
+    revisited = lines.where(undecided | rejected)
+    if kept_sharing is not None:  # a rejected line not undecided shares its content with no line
+        revisited = mark_duplicates(revisited, kept_sharing)
+    revisited = hold(revisited.drop("_undecided"))
+    return Verdicts(kept=lines.where(~undecided & ~rejected).drop("_undecided")
+                    .unionByName(revisited.where(~rejected)),
+                    rejected=revisited.where(rejected), lines=lines.count() if lines_in is None else lines_in)
 
 
 def _content_hash(profile: SourceProfile) -> Column:
@@ -176,35 +211,37 @@ def _read_by_orders(columns: list[str]) -> dict[str, str]:
             for name in ORDERS.names}
 
 
-def staged(marked: DataFrame) -> DataFrame:
-    """The classified batch as the writes read it: a kept line with only what silver.orders reads
-    (its raw text, bytes and fields null), a rejected line with what the quarantine reads too.
-    Checkpointed between classifying and writing, it is smaller so."""
-    orders_reads = set(_read_by_orders(marked.columns).values()) | {"reject_reason", "reject_detail"}
-    rejected = F.col("reject_reason").isNotNull()
-    return marked.select(*[c if c in orders_reads else F.when(rejected, F.col(c)).alias(c)
-                           for c in marked.columns if c in orders_reads or c in QUARANTINE.names])
+def _staged(classified: DataFrame) -> DataFrame:
+    """The classified batch as the writes read it: a valid line with only what silver.orders reads
+    (its raw text, bytes and fields null), unless it is `_undecided` (it may yet be a duplicate); a
+    rejected line with what the quarantine reads too. Held between classifying and writing, it is
+    smaller so."""
+    orders_reads = set(_read_by_orders(classified.columns).values()) | {"reject_reason", "reject_detail", "_undecided"}
+    quarantine_may_read = F.col("reject_reason").isNotNull() | F.col("_undecided")
+    return classified.select(*[c if c in orders_reads else F.when(quarantine_may_read, F.col(c)).alias(c)
+                               for c in classified.columns if c in orders_reads or c in QUARANTINE.names])
 
 
-def to_orders(marked: DataFrame) -> DataFrame:
+def to_orders(judged: DataFrame) -> DataFrame:
     """The valid lines, as silver.orders rows."""
     def column(name: str, source: str) -> Column:
         return (_DERIVED[name][1](F.col(source)) if name in _DERIVED else F.col(source)).alias(name)
 
-    valid = marked.where(F.col("reject_reason").isNull())
-    return conform(valid.select(*[column(*pair) for pair in _read_by_orders(marked.columns).items()]), ORDERS)
+    valid = judged.where(F.col("reject_reason").isNull())
+    return conform(valid.select(*[column(*pair) for pair in _read_by_orders(judged.columns).items()]), ORDERS)
 
 
-def to_quarantine(marked: DataFrame) -> DataFrame:
-    return conform(marked.where(F.col("reject_reason").isNotNull()), QUARANTINE)
+def to_quarantine(judged: DataFrame) -> DataFrame:
+    return conform(judged.where(F.col("reject_reason").isNotNull()), QUARANTINE)
 
 
-def quality_row(marked: DataFrame, run_id: str, batch_id: int) -> DataFrame:
-    total, rejects = rejects_by_reason(marked)
+def quality_row(rejected: DataFrame, lines_in: int, run_id: str, batch_id: int) -> DataFrame:
+    """The batch's row of silver.quality_log: `lines_in` bronze lines, of them `rejected`."""
+    _, rejects = rejects_by_reason(rejected)
     # An aware time: Spark stores the instant; a naive one it reads in the driver's local zone.
-    row = [(run_id, batch_id, dt.datetime.now(dt.timezone.utc), total, total - sum(rejects.values()),
+    row = [(run_id, batch_id, dt.datetime.now(dt.timezone.utc), lines_in, lines_in - sum(rejects.values()),
             sum(rejects.values()), rejects)]
-    return marked.sparkSession.createDataFrame(row, QUALITY_LOG.schema)
+    return rejected.sparkSession.createDataFrame(row, QUALITY_LOG.schema)
 
 
 def preview_orders(spark: SparkSession, settings: Settings) -> DataFrame:

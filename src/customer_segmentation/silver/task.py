@@ -10,6 +10,8 @@ rebuilt from bronze in one atomic overwrite per run rather than streamed: a reru
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
@@ -25,7 +27,7 @@ from ..core.rules import cleaning_rules
 from ..core.settings import Settings
 from ..ingest.source_profiles import load_profile
 from . import orders, sources
-from .quarantine import mark_redelivered_files, reconcile_counts
+from .quarantine import reconcile_counts
 
 MAX_BRONZE_FILES_PER_BATCH = 200
 
@@ -42,25 +44,23 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
         create_table_if_missing(spark, name, spec)
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        # Compare with silver as it was before this batch, and classify once: the three writes
-        # below must see the same classification. Kept on local disk, not in the heap: a large
-        # batch in memory costs several times the garbage collection (BENCHMARKS.md).
+        # Compare with silver as it was before this batch, and judge once: the three writes below
+        # must see the same verdicts. Held on local disk, not in the heap: a large batch in memory
+        # costs several times the garbage collection (BENCHMARKS.md).
         existing = spark.sql(f"SELECT _content_hash, _line_id, _source_file, _file_fingerprint FROM {tables.orders} "
                              f"VERSION AS OF {table_version(spark, tables.orders)}")
-        # A layout with line identity: a line repeating a kept one is a duplicate. Without: identical
-        # lines are separate purchases, and only a file delivered again is.
-        if profile.key:
-            marked = orders.classify_and_mark(batch, existing, profile, settings, rules)
-        else:
-            marked = mark_redelivered_files(orders.classify(batch, profile, settings, rules), existing)
-        marked = orders.staged(marked).localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
-        try:
-            for rows, target in ((orders.to_orders(marked), tables.orders),
-                                 (orders.to_quarantine(marked), tables.orders_quarantine),
-                                 (orders.quality_row(marked, settings.run_id, batch_id), tables.quality_log)):
+        with ExitStack() as held:
+            def hold(frame: DataFrame) -> DataFrame:
+                frame = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.DISK_ONLY)
+                held.callback(frame.unpersist)
+                return frame
+
+            verdicts = orders.judge(batch, existing, profile, settings, rules, hold)
+            for rows, target in ((orders.to_orders(verdicts.kept), tables.orders),
+                                 (orders.to_quarantine(verdicts.rejected), tables.orders_quarantine),
+                                 (orders.quality_row(verdicts.rejected, verdicts.lines, settings.run_id, batch_id),
+                                  tables.quality_log)):
                 append_exactly_once(rows, target, batch, batch_id)
-        finally:
-            marked.unpersist()
 
     stream = spark.readStream.option("maxFilesPerTrigger", MAX_BRONZE_FILES_PER_BATCH).table(tables.transactions_raw)
     process_stream(stream, settings.checkpoint(tables.orders), write_batch)
