@@ -172,10 +172,10 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
                                            (F.grouping_id() == 1).alias("_batch"))
                    .where(F.col("_batch") | (F.col("_lines") > 1) | (F.col("_kept") & (F.col("_lines") > 0)))
                    .localCheckpoint())
-        batch_row = per_key.where("_batch").first()  # none when neither side has a line
-        lines_in = batch_row["_lines"] if batch_row else 0
+        lines_in, shared_contents = per_key.agg(F.coalesce(F.sum(F.when(F.col("_batch"), F.col("_lines"))), F.lit(0)),
+                                                F.count_if(~F.col("_batch"))).first()
         shared = per_key.where(~F.col("_batch")).select("_key")
-        if shared.count() > max_shared:
+        if shared_contents > max_shared:
             classified = mark_duplicates(classify(bronze, profile, settings, rules), existing)
         else:
             shared = F.broadcast(shared)
@@ -184,15 +184,15 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
             classified = classify(flagged, profile, settings, rules)
             undecided = F.col("_undecided")
             kept_sharing = existing.join(shared, key == F.col("_key"), "left_semi")
-    lines = hold(_staged(classified.withColumn("_undecided", undecided)))
+    held = hold(_staged(classified.withColumn("_undecided", undecided)))
     undecided, rejected = F.col("_undecided"), F.col("reject_reason").isNotNull()
-    revisited = lines.where(undecided | rejected)
+    revisited = held.where(undecided | rejected)
     if kept_sharing is not None:  # a rejected line not undecided shares its content with no line
         revisited = mark_duplicates(revisited, kept_sharing)
     revisited = hold(revisited.drop("_undecided"))
-    return Verdicts(kept=lines.where(~undecided & ~rejected).drop("_undecided")
+    return Verdicts(kept=held.where(~undecided & ~rejected).drop("_undecided")
                     .unionByName(revisited.where(~rejected)),
-                    rejected=revisited.where(rejected), lines=lines.count() if lines_in is None else lines_in)
+                    rejected=revisited.where(rejected), lines=held.count() if lines_in is None else lines_in)
 
 
 def _content_hash(profile: SourceProfile) -> Column:
