@@ -85,7 +85,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             "lost_customers_monthly": lambda: insights.lost_customers_monthly(customer_features, as_of_date),
             "revenue_concentration": lambda: insights.revenue_concentration(customer_features, as_of_date),
         }
-        outputs = {getattr(tables, name): (df, table(name).spec(sources)) for name, df in built.items()}
+        outputs = {getattr(tables, name): (rows, table(name).spec(sources)) for name, rows in built.items()}
         assert set(outputs) == set(tables.written_by("gold_features", sources)), "every table of the task, once"
         drop_if_columns_changed(spark, tables.customer_features, table("customer_features").spec(sources))
         written = overwrite_tables(spark, outputs)
