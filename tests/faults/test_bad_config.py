@@ -4,15 +4,9 @@ exit, and no table changed."""
 import pytest
 
 from customer_segmentation.ops.cli import main
-from testkit import settings_flags
+from testkit import settings_flags, table_versions
 
 pytestmark = pytest.mark.faults
-
-
-def _state(spark, settings):
-    """Every table's Delta version: any write would move one."""
-    return {name: spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
-            for name in settings.tables.delta_tables().values() if spark.catalog.tableExists(name)}
 
 
 def _flags_without(settings, *names):
@@ -22,8 +16,8 @@ def _flags_without(settings, *names):
 
 
 @pytest.fixture(scope="module")
-def versions_before(spark, small_reference):
-    return _state(spark, small_reference)
+def versions_before(small_reference):
+    return table_versions(small_reference)
 
 
 @pytest.mark.parametrize("flags, setting, allowed", [
@@ -52,9 +46,9 @@ def test_bad_setting_is_one_line(small_reference, versions_before, capsys, flags
     assert setting in err[0] and allowed in err[0], err[0]
 
 
-def test_no_bad_setting_changed_any_table(spark, small_reference, versions_before):
+def test_no_bad_setting_changed_any_table(small_reference, versions_before):
     # Runs after the cases above (file order); the versions were taken before the first of them.
-    assert versions_before and _state(spark, small_reference) == versions_before
+    assert versions_before and table_versions(small_reference) == versions_before
 
 
 def test_unknown_option_is_refused_by_the_cli(capsys):

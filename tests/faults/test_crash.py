@@ -49,16 +49,6 @@ def _kill_during(task: str, command: list[str], delay: float) -> list[str]:
     return seen
 
 
-def _tables_by_path(spark, state: Path, settings: Settings) -> dict:
-    warehouse = state / "warehouse"
-
-    def read(name):
-        _, schema, table = name.split(".")
-        return spark.read.format("delta").load(str(warehouse / f"{schema}.db" / table))
-
-    return snapshot(read, settings.tables.delta_tables(), [str(state)])
-
-
 def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, small_reference, tmp_path):
     reference = small_reference
     landing = Path(reference.landing_path)
@@ -87,8 +77,8 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
     [refusal] = second.stderr.strip().splitlines()
     assert refusal.startswith(f"error: the local state {state.resolve()} is in use by another run (pid "), refusal
 
-    killed_tables = _tables_by_path(spark, state, Settings())
-    reference_tables = snapshot(spark.table, reference.tables.delta_tables(), [])
+    killed_tables = snapshot(Settings(state_root=str(state)), [str(state)])
+    reference_tables = snapshot(reference, [])
     assert set(killed_tables) == set(reference_tables)
     for table in reference_tables:
         assert killed_tables[table] == reference_tables[table], (table, interrupted)

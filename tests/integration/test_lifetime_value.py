@@ -14,15 +14,10 @@ import pytest
 from customer_segmentation.models import btyd
 from customer_segmentation.ops.generate import PurchaseProcess, generate
 from customer_segmentation.ops.jobs import run_job, run_task
-from testkit import parent_and_children, settings_for_job
+from testkit import parent_and_children, settings_for_job, table_versions
 
 CUSTOMERS = 20_000
 PROCESS = PurchaseProcess()
-
-
-def _versions(spark, settings):
-    return {name: spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
-            for name in settings.tables.delta_tables().values() if spark.catalog.tableExists(name)}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +26,7 @@ def planted(spark, tmp_path_factory, session_state):
     generate(out, customers=CUSTOMERS, seed=1, process=PROCESS)
     settings = settings_for_job(tmp_path_factory, session_state, "ltv", out / "transactions")
     run_job(spark, settings, ("bronze", "silver", "gold_features"))
-    before = _versions(spark, settings)
+    before = table_versions(settings)
     run_task(spark, settings, "lifetime_value")
     return settings, out, before
 
@@ -130,8 +125,8 @@ def test_fit_and_validation_are_tracked_in_mlflow(spark, planted):
 
 def test_the_task_changes_no_other_table(spark, planted):
     settings, _, before = planted
-    after = _versions(spark, settings)
-    new = {getattr(settings.tables, n) for n in ("customer_lifetime_value", "clv_model_parameters", "clv_validation")}
+    after = table_versions(settings)
+    new = {"customer_lifetime_value", "clv_model_parameters", "clv_validation"}
     assert {k: v for k, v in after.items() if k not in new} == before
 
 
