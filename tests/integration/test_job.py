@@ -49,7 +49,8 @@ def test_the_summary_counts_every_table_in_order_and_skips_missing_ones(spark, s
     existing = [name for name in settings.tables.all() if spark.catalog.tableExists(name)]
     assert [name for name, _ in summary] == existing
     # Each table's rows as delta-rs counts them, each view's as Spark does.
-    tables = {settings.tables.delta_tables()[short]: DeltaTable(str(path)).to_pyarrow_dataset().count_rows()
+    names = settings.tables.delta_tables()
+    tables = {names[short]: DeltaTable(str(path)).to_pyarrow_dataset().count_rows()
               for short, path in table_paths(settings).items()}
     assert dict(summary) == {name: tables[name] if name in tables else spark.table(name).count() for name in existing}
     missing = f"{settings.catalog}.{settings.gold_schema}.no_such_table"

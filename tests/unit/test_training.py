@@ -90,8 +90,8 @@ def test_segments_are_numbered_by_size_whatever_order_the_fit_found_them_in(spar
     def labels(df):
         return tuple(r["segment_id"] for r in df.orderBy("customer_id").collect())
 
-    # Only fits that found the three groups: a mixture's start can also settle elsewhere. Bisecting
-    # k-means splits the same way whatever its seed: two seeds show it.
+    # Only fits that found the three groups: a mixture's start can also settle elsewhere. Two seeds
+    # for bisecting k-means, which splits the same way whatever its seed (below).
     seeds = range(1, 3) if algorithm == "bisecting_kmeans" else range(1, 9)
     fits = [fit for fit in (estimator(algorithm, 3, seed, 120).fit(data) for seed in seeds)
             if sorted(labels(fit.transform(data)).count(s) for s in range(3)) == [20, 40, 60]]
