@@ -48,6 +48,6 @@ result = run_task(spark, settings, "lifetime_value")
 # COMMAND ----------
 
 display(spark.sql(f"""
-SELECT churn_risk, count(*) AS customers, round(avg(p_alive), 3) AS mean_p_alive,
+SELECT churn_risk, count(*) AS customers, round(avg(p_purchase_90d), 3) AS mean_p_purchase_90d,
   round(sum(predicted_clv), 0) AS predicted_value
 FROM {settings.tables.customer_lifetime_value} GROUP BY churn_risk ORDER BY customers DESC"""))

@@ -41,7 +41,7 @@ PAGES = (
         ("bar", "churn_risk", "Customers by churn risk", ("churn_risk", "customers")),
         ("bar", "segment_profiles", "Share of predicted lifetime value (%)", ("segment_name", "pct_of_predicted_clv")),
         ("table", "churn_risk", "Churn risk and predicted value by segment", (
-            "segment_name", "churn_risk", "customers", "mean_p_alive", "predicted_clv")),
+            "segment_name", "churn_risk", "customers", "mean_p_purchase_90d", "predicted_clv")),
     )),
     ("act_on", "Customers to act on", (
         ("filter", "at_risk_high_value", "Segment", ("segment_name",)),
