@@ -10,7 +10,7 @@ import pytest
 from customer_segmentation.models import tracking
 from customer_segmentation.ops.cli import main
 from customer_segmentation.report import page as report
-from testkit import REPO, settings_flags
+from testkit import REPO, parent_and_children, settings_flags
 
 SECTIONS = ["segments", "profiles", "slipping", "migration", "rfm", "model", "quality", "insights"]
 QUERIES = sorted((REPO / "queries").glob("*.sql"))
@@ -75,11 +75,15 @@ def test_report_reuses_the_figures_logged_to_mlflow(built_report, tmp_path):
     import mlflow
 
     settings, path, _ = built_report
+    text = path.read_text(encoding="utf-8")
+    assert "Figure not available" not in text
     tracking.configure(settings)
     version = mlflow.MlflowClient().get_model_version_by_alias(settings.model_name, "champion")
-    heatmap = tracking.download_run_artifacts(version.run_id, "figures/segment_profile_heatmap.png", tmp_path)
-    encoded = base64.b64encode(heatmap.read_bytes()).decode()
-    assert encoded in path.read_text(encoding="utf-8")
+    _, _, [validation] = parent_and_children(settings, task="lifetime_value")
+    for run_id, figure in ((version.run_id, "figures/segment_profile_heatmap.png"),
+                           (validation.info.run_id, "figures/holdout_cumulative_purchases.png")):
+        logged = tracking.download_run_artifacts(run_id, figure, tmp_path / run_id)
+        assert base64.b64encode(logged.read_bytes()).decode() in text, figure
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda p: p.stem)

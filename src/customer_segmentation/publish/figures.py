@@ -1,6 +1,6 @@
-"""Publish's own figures for the report: who is slipping away, where the value is, the holdout
-check, migration, rule-based segments, rejected lines, monthly revenue, lost customers, top
-products and countries, drawn from aggregated tables only."""
+"""Publish's own figures for the report: who is slipping away, where the value is, migration,
+rule-based segments, rejected lines, monthly revenue, lost customers, top products and countries,
+drawn from aggregated tables only. (The holdout check's figures are the lifetime-value run's.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pyspark.sql import functions as F
 
 from ..core.charts import COLOURS, draw_as_ready, plt, save
 from ..core.settings import Settings
-from ..models.figures import cumulative_purchases, holdout_by_frequency
 
 
 def migration_matrix(migration: pd.DataFrame, path: Path) -> Path:
@@ -168,14 +167,9 @@ def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> l
         return counts_bar(labels, frame["net_revenue"], path, "Top products by net revenue",
                                 f"net revenue ({currency})")
 
-    def latest(df):
-        return df.join(df.agg(F.max("as_of_date").alias("as_of_date")), "as_of_date")
-
     figures = {  # file: (source table, aggregation, drawing)
         "slipping_matrix.png": (t.customer_lifetime_value, slipping_cells, slipping_matrix),
         "predicted_value_by_segment.png": (t.segment_profiles, lambda df: df, value_shares),
-        "holdout_by_calibration_frequency.png": (t.clv_validation, latest, holdout_by_frequency),
-        "holdout_cumulative_purchases.png": (t.clv_validation, latest, cumulative_purchases),
         "segment_migration.png": (t.segment_migration, lambda df: df, migration_matrix),
         "rfm_segments.png": (
             t.rfm_segments, lambda df: df.groupBy("rfm_segment").count().orderBy(F.desc("count")),

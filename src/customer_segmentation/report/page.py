@@ -1,5 +1,6 @@
 """The segment report: one self-contained HTML page for marketers, built from gold tables and the
-figures already logged to MLflow (the model's figures by `train`, the others by `publish`).
+figures already logged to MLflow (the model's figures by `train`, the holdout check's by
+`lifetime_value`, the others by `publish`).
 
 The page is the Jinja2 template `templates/report.html.j2` (autoescaping on); this module only
 gathers what it shows. It embeds the same PNG files MLflow keeps, so the two never disagree.
@@ -45,8 +46,9 @@ def data_uri(path: Path | None) -> str | None:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _figures(settings: Settings, workdir: Path) -> tuple[dict[str, Path], str, dict]:
-    """Download the champion's training figures and the latest publish figures from MLflow."""
+def _figures(settings: Settings, workdir: Path, fit_run_id: str | None) -> tuple[dict[str, Path], str, dict]:
+    """Download from MLflow the champion's training figures, the holdout figures of the lifetime-value
+    fit `fit_run_id` (the one gold's values come from) and the latest publish figures."""
     import mlflow
 
     tracking.configure(settings)
@@ -62,6 +64,12 @@ def _figures(settings: Settings, workdir: Path) -> tuple[dict[str, Path], str, d
                                       order_by=["attributes.start_time DESC"], max_results=1)
     if publish_runs:
         folder = tracking.download_run_artifacts(publish_runs[0].info.run_id, "report_figures", workdir / "publish")
+        found.update({p.name: p for p in folder.glob("*.png")})
+    validations = client.search_runs([training.info.experiment_id],
+                                     filter_string=f"tags.`mlflow.parentRunId` = '{fit_run_id}'",
+                                     max_results=1) if fit_run_id else []
+    if validations and client.list_artifacts(validations[0].info.run_id, "figures"):  # none if it was skipped
+        folder = tracking.download_run_artifacts(validations[0].info.run_id, "figures", workdir / "holdout")
         found.update({p.name: p for p in folder.glob("*.png")})
     champion = {"label": training.data.tags.get("champion", ""), "version": version.version}
     return found, selection.read_text(), champion
@@ -166,6 +174,7 @@ def _slipping(spark: SparkSession, settings: Settings) -> dict:
             "error": f"{fit['holdout_relative_error']:+.0%}" if pd.notna(fit["holdout_relative_error"]) else "n/a",
             "mae": f"{fit['holdout_mae']:.2f}"},
         "holdout_skipped": fit.get("validation_skipped_reason"),
+        "fit_run_id": fit.get("mlflow_run_id"),
     }
 
 
@@ -223,7 +232,7 @@ def build(spark: SparkSession, settings: Settings) -> Path:
         "slipping": _slipping(spark, settings),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        figures, selection, champion = _figures(settings, Path(tmp))
+        figures, selection, champion = _figures(settings, Path(tmp), context["slipping"]["fit_run_id"])
         page = render(context | {"figures": {name: data_uri(path) for name, path in figures.items()},
                                  "selection": selection, "champion": champion})
     settings.report_dir.mkdir(parents=True, exist_ok=True)
