@@ -38,6 +38,22 @@ def test_batches_give_the_same_tables_as_one_run(spark, two_ways):
     assert history.select("as_of_date").distinct().count() == 3, "one snapshot per as_of_date"
 
 
+def test_migration_compares_the_latest_snapshot_with_the_one_before(spark, two_ways):
+    # Three batches, three snapshots: the view must pair the last two, not the first and the last.
+    batched, _ = two_ways
+    history = spark.table(batched.tables.segment_history).toPandas()
+    _, previous, latest = sorted(history["as_of_date"].unique())
+    segment = {day: history[history["as_of_date"] == day].set_index("customer_id")["segment_name"]
+               for day in (previous, latest)}
+    moves = (segment[previous].rename("from_segment").to_frame()
+             .join(segment[latest].rename("to_segment"), how="outer")
+             .fillna({"from_segment": "(new customer)", "to_segment": "(not scored)"})
+             .value_counts().to_dict())
+    migration = spark.table(batched.tables.segment_migration).toPandas()
+    assert set(migration["from_date"]) == {previous} and set(migration["to_date"]) == {latest}
+    assert dict(zip(zip(migration["from_segment"], migration["to_segment"]), migration["customers"])) == moves
+
+
 @pytest.mark.parametrize("task", JOB_ORDER)
 def test_rerunning_a_task_changes_no_table_content(spark, two_ways, task):
     _, full = two_ways
