@@ -3,9 +3,11 @@
 For every size: generate (or reuse) the landing data, run the product's job from empty state, the
 PySpark peer (the script a competent user writes: features cached before the k loop), the pandas +
 scikit-learn reference and the floor (the least a Spark + Delta medallion pipeline does, timed per
-layer), each in its own process; record wall time (per task for the product), lines per second and
-the peak resident memory of the whole process tree (the JVM included). Results go to
-bench/results/<time>.json and the two tables into BENCHMARKS.md between its result markers.
+layer), each in its own process; on the real data the product once more with the peer's model search
+(k-means alone, the peer's k range, one start), like for like; record wall time (per task for the
+product), lines per second and the peak resident memory of the whole process tree (the JVM
+included). Results go to bench/results/<time>.json and the tables into BENCHMARKS.md between its
+result markers.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ SAMPLE_SECONDS = 1.0
 # The product's task behind each layer of the floor.
 LAYERS = {"bronze": "bronze", "silver": "silver", "gold": "gold_features"}
 TASK_LABELS = [{"gold_features": "gold", "lifetime_value": "ltv"}.get(t, t) for t in JOB_ORDER]
+# The peer's model search (k-means alone, k from 2, one start) for a like-for-like run of the product
+# on the real data: the rest of the job unchanged, so the two runs' gap is the model search's cost.
+PEER_SEARCH = ("--algorithms", "kmeans", "--k-min", "2", "--kmeans-starts", "1")
+PEER_SEARCH_LABEL = "real, the peer's search"
 
 
 def _resident(process: psutil.Process) -> int:
@@ -112,11 +118,11 @@ def dataset(size: str, seed: int) -> tuple[Path, int]:
     return folder / "transactions", json.loads(manifest.read_text())["lines"]
 
 
-def run_product(data: Path, size: str, k_max: int) -> dict:
+def run_product(data: Path, size: str, k_max: int, search: tuple[str, ...] = ()) -> dict:
     state = WORK / "state" / size
     shutil.rmtree(state, ignore_errors=True)
     result = measure([sys.executable, "-m", "customer_segmentation", "run", "--source", str(data),
-                      "--state-root", str(state), "--k-max", str(k_max), "--no-report"])
+                      "--state-root", str(state), "--k-max", str(k_max), *search, "--no-report"])
     result["tasks"] = {m.group(1): float(m.group(2))
                        for m in re.finditer(r"^\[(\w+)\] done in ([\d.]+) s", result["output"], re.MULTILINE)}
     result["customers"] = customers_built(result["output"])
@@ -243,9 +249,14 @@ def main(argv: list[str] | None = None) -> int:
             ok = product["exit_code"] == 0 and other.get("exit_code") == 0
             return round(product["seconds"] / other["seconds"], 2) if ok else None
 
-        rows.append({"size": size, "lines": lines, "product": product, "pyspark_peer": peer, "pandas_sklearn": pandas,
-                     "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas)})
-        print(table(rows[-1:]) + "\n\n" + layers_table(rows[-1:]) + "\n\n" + customers_table(rows[-1:]), flush=True)
+        added = [{"size": size, "lines": lines, "product": product, "pyspark_peer": peer, "pandas_sklearn": pandas,
+                  "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas)}]
+        if size == "real" and not args.product_only:  # the same references, the product like for like
+            like = run_product(data, "real-peer-search", args.k_max, PEER_SEARCH)
+            added.append({**added[0], "size": PEER_SEARCH_LABEL, "product": like, "ratio_peer": ratio(peer, like),
+                          "ratio_pandas": ratio(pandas, like)})
+        rows += added
+        print(table(added) + "\n\n" + layers_table(added) + "\n\n" + customers_table(added), flush=True)
         # Written after every size: a long run that is stopped keeps the sizes it finished.
         record["sizes"] = [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
                             for k, v in r.items()} for r in rows]
