@@ -7,6 +7,7 @@ import pytest
 
 from customer_segmentation.models import tracking
 from customer_segmentation.ops.jobs import JOB_ORDER, run_job, run_task
+from customer_segmentation.report import page as report
 from testkit import copy_files, quality_totals, snapshot
 
 pytestmark = pytest.mark.faults
@@ -40,7 +41,7 @@ def test_batches_give_the_same_tables_as_one_run(spark, two_ways):
 
 def test_migration_compares_the_latest_snapshot_with_the_one_before(spark, two_ways):
     # Three batches, three snapshots: the view must pair the last two, not the first and the last.
-    batched, _ = two_ways
+    batched, full = two_ways
     history = spark.table(batched.tables.segment_history).toPandas()
     _, previous, latest = sorted(history["as_of_date"].unique())
     segment = {day: history[history["as_of_date"] == day].set_index("customer_id")["segment_name"]
@@ -52,6 +53,16 @@ def test_migration_compares_the_latest_snapshot_with_the_one_before(spark, two_w
     migration = spark.table(batched.tables.segment_migration).toPandas()
     assert set(migration["from_date"]) == {previous} and set(migration["to_date"]) == {latest}
     assert dict(zip(zip(migration["from_segment"], migration["to_segment"]), migration["customers"])) == moves
+    # The report draws and lists the movement.
+    page = report.build(spark, batched).read_text(encoding="utf-8")
+    section = page[page.index('id="migration"'):page.index('id="rfm"')]
+    assert '<img alt="segment migration" src="data:image/png' in section and f"<td>{latest}</td>" in section
+    # One snapshot: nobody moved and nobody is new; the view and the report say there is nothing before it.
+    first = spark.table(full.tables.segment_migration).toPandas()
+    assert first["from_date"].isna().all() and set(first["from_segment"]) == {"(first snapshot)"}
+    page = report.build(spark, full).read_text(encoding="utf-8")
+    section = page[page.index('id="migration"'):page.index('id="rfm"')]
+    assert "This is the first snapshot" in section and "<img" not in section and "<table" not in section
 
 
 @pytest.mark.parametrize("task", JOB_ORDER)

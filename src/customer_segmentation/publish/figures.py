@@ -17,9 +17,9 @@ from ..core.settings import Settings
 
 
 def migration_matrix(migration: pd.DataFrame, path: Path) -> Path:
-    """migration: from_segment, to_segment, customers."""
+    """migration: from_date, to_date, from_segment, to_segment, customers."""
     table = migration.pivot_table(index="from_segment", columns="to_segment", values="customers", fill_value=0)
-    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 3, 0.55 * len(table.index) + 2))
+    fig, ax = plt.subplots(figsize=(max(1.3 * len(table.columns) + 3, 7), max(0.55 * len(table.index) + 2, 4)))
     image = ax.imshow(table.values, cmap="Blues", aspect="auto")
     ax.set_xticks(range(len(table.columns)), table.columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(table.index)), table.index, fontsize=8)
@@ -28,9 +28,9 @@ def migration_matrix(migration: pd.DataFrame, path: Path) -> Path:
             ax.text(j, i, f"{int(table.iloc[i, j]):,}", ha="center", va="center", fontsize=8,
                     color="white" if table.iloc[i, j] > table.values.max() / 2 else "black")
     fig.colorbar(image, ax=ax, label="customers")
-    ax.set_title("Segment migration: previous snapshot (rows) to latest (columns)")
-    ax.set_xlabel("segment in the latest snapshot")
-    ax.set_ylabel("segment in the previous snapshot")
+    ax.set_title("Segment migration between the last two snapshots")
+    ax.set_xlabel(f"segment on {migration['to_date'].iloc[0]} (latest)")
+    ax.set_ylabel(f"segment on {migration['from_date'].iloc[0]}")
     return save(fig, path)
 
 
@@ -170,7 +170,9 @@ def draw_report_figures(spark: SparkSession, settings: Settings, out: Path) -> l
     figures = {  # file: (source table, aggregation, drawing)
         "slipping_matrix.png": (t.customer_lifetime_value, slipping_cells, slipping_matrix),
         "predicted_value_by_segment.png": (t.segment_profiles, lambda df: df, value_shares),
-        "segment_migration.png": (t.segment_migration, lambda df: df, migration_matrix),
+        # Nothing to draw until a second snapshot: the report says so instead.
+        "segment_migration.png": (t.segment_migration, lambda df: df.where("from_date IS NOT NULL"),
+                                  migration_matrix),
         "rfm_segments.png": (
             t.rfm_segments, lambda df: df.groupBy("rfm_segment").count().orderBy(F.desc("count")),
             lambda f, path: counts_bar(f["rfm_segment"], f["count"], path, "Rule-based RFM segments",

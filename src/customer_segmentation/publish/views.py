@@ -25,15 +25,15 @@ WITH snapshots AS (
   FROM (SELECT DISTINCT as_of_date FROM {t.segment_history})
 ),
 latest AS (SELECT h.* FROM {t.segment_history} h JOIN snapshots s ON h.as_of_date = s.as_of_date AND s.age = 1),
-previous AS (SELECT h.* FROM {t.segment_history} h JOIN snapshots s ON h.as_of_date = s.as_of_date AND s.age = 2)
-SELECT
-  (SELECT max(as_of_date) FROM snapshots WHERE age = 2) AS from_date,
-  (SELECT max(as_of_date) FROM snapshots WHERE age = 1) AS to_date,
-  coalesce(previous.segment_name, '(new customer)') AS from_segment,
+previous AS (SELECT h.* FROM {t.segment_history} h JOIN snapshots s ON h.as_of_date = s.as_of_date AND s.age = 2),
+dates AS (SELECT max(if(age = 2, as_of_date, NULL)) AS from_date, max(if(age = 1, as_of_date, NULL)) AS to_date
+          FROM snapshots)
+SELECT dates.from_date, dates.to_date,
+  coalesce(previous.segment_name, if(dates.from_date IS NULL, '(first snapshot)', '(new customer)')) AS from_segment,
   coalesce(latest.segment_name, '(not scored)') AS to_segment,
   count(*) AS customers
-FROM latest FULL OUTER JOIN previous ON latest.customer_id = previous.customer_id
-GROUP BY 3, 4""",
+FROM latest FULL OUTER JOIN previous ON latest.customer_id = previous.customer_id CROSS JOIN dates
+GROUP BY 1, 2, 3, 4""",
         "segment_summary": f"""
 SELECT segment_name, customers, round(share_of_customers, 4) AS share_of_customers,
   round(share_of_net_revenue, 4) AS share_of_net_revenue, round(median_recency_days) AS median_recency_days,

@@ -219,6 +219,7 @@ def build(spark: SparkSession, settings: Settings) -> Path:
         "rule": ({"customers": f"{int(rule['customers'].iloc[0]):,}", "name": rule["segment_name"].iloc[0],
                   "share": f"{rule['share_of_customers'].iloc[0]:.1%}"} if len(rule) else None),
         "migration": table(migration, {"customers": "{:,}"}),
+        "first_snapshot": bool(migration["from_date"].isna().all()),
         "rfm": table(rfm.rename(columns={"count": "customers"}), {"customers": "{:,}"}),
         "tiers": table(tiers, {"customers": "{:,}"}) if tiers is not None else None,
         "metrics": table(metrics[metric_columns], {
