@@ -57,12 +57,9 @@ def test_migration_compares_the_latest_snapshot_with_the_one_before(spark, two_w
     page = report.build(spark, batched).read_text(encoding="utf-8")
     section = page[page.index('id="migration"'):page.index('id="rfm"')]
     assert '<img alt="segment migration" src="data:image/png' in section and f"<td>{latest}</td>" in section
-    # One snapshot: nobody moved and nobody is new; the view and the report say there is nothing before it.
+    # One snapshot: nobody moved and nobody is new; the view says there is nothing before it (the report: test_report).
     first = spark.table(full.tables.segment_migration).toPandas()
     assert first["from_date"].isna().all() and set(first["from_segment"]) == {"(first snapshot)"}
-    page = report.build(spark, full).read_text(encoding="utf-8")
-    section = page[page.index('id="migration"'):page.index('id="rfm"')]
-    assert "This is the first snapshot" in section and "<img" not in section and "<table" not in section
 
 
 @pytest.mark.parametrize("task", JOB_ORDER)

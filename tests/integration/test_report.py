@@ -50,6 +50,10 @@ def test_report_has_every_section_in_a_marketers_order(built_report):
     assert path.name == "index.html" and path.parent.name == "report"
     assert page.sections == SECTIONS
     assert not page.links, "the page needs no network: no scripts, stylesheets or links"
+    # The job's only snapshot: no movement to show yet, and the page says why (three snapshots: test_incremental).
+    text = path.read_text(encoding="utf-8")
+    migration = text[text.index('id="migration"'):text.index('id="rfm"')]
+    assert "This is the first snapshot" in migration and "<img" not in migration and "<table" not in migration
 
 
 def test_one_card_per_segment_with_action(spark, built_report):
