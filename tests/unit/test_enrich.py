@@ -1,8 +1,10 @@
 """Optional sources on hand-made rows: typing and defaults, encodings, scores, value tiers, over-index."""
 
 import datetime as dt
+import itertools
 import math
 
+import numpy as np
 import pytest
 from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import functions as F
@@ -146,6 +148,38 @@ def test_value_tier_scores_order_clusters_so_higher_is_better(centres, higher_is
     assert value_tiers.tier_of_clusters(centres, higher_is_better) == expected
 
 
+def _least_sum_of_squares(values: np.ndarray, k: int) -> float:
+    """Every way to cut the sorted distinct values into k intervals, tried (small inputs only)."""
+    distinct = np.unique(values)
+    best = math.inf
+    for cuts in itertools.combinations(range(1, len(distinct)), min(k, len(distinct)) - 1):
+        edges = [-math.inf, *[(distinct[c - 1] + distinct[c]) / 2 for c in cuts], math.inf]
+        groups = [values[(values >= a) & (values < b)] for a, b in zip(edges, edges[1:])]
+        best = min(best, sum(((g - g.mean()) ** 2).sum() for g in groups))
+    return best
+
+
+def test_value_tiers_intervals_are_the_exact_k_means_optimum():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        values = np.round(rng.lognormal(0.0, 1.5, rng.integers(1, 30)), rng.integers(0, 3))  # with repeats
+        k = int(rng.integers(1, 5))
+        thresholds, means = value_tiers.optimal_intervals(values, k)
+        cluster = np.searchsorted(thresholds, values, side="right")  # value < threshold: an earlier interval
+        assert len(means) == min(k, len(np.unique(values))) == len(thresholds) + 1
+        assert np.allclose(means, [values[cluster == c].mean() for c in range(len(means))])
+        found = sum(((values[cluster == c] - means[c]) ** 2).sum() for c in range(len(means)))
+        assert math.isclose(found, _least_sum_of_squares(values, k), rel_tol=1e-9, abs_tol=1e-12), (values, k)
+
+
+def test_value_tiers_intervals_of_neighbouring_doubles_and_of_nothing():
+    low = 1.0
+    thresholds, means = value_tiers.optimal_intervals(np.array([low, np.nextafter(low, 2.0)]), 4)
+    assert low < thresholds[0] <= np.nextafter(low, 2.0) and means == [low, np.nextafter(low, 2.0)]
+    assert value_tiers.optimal_intervals(np.array([3.0, 3.0]), 4) == ([], [3.0])
+    assert value_tiers.optimal_intervals(np.array([]), 4)[0] == []
+
+
 def test_value_tiers_put_the_best_customers_high_and_the_worst_low(spark):
     rows = [(f"b{i}", 2 + i, 40 + i, 9000.0 + i) for i in range(5)]          # recent, frequent, big
     rows += [(f"m{i}", 90 + i, 8 + i, 800.0 + i) for i in range(5)]
@@ -154,7 +188,7 @@ def test_value_tiers_put_the_best_customers_high_and_the_worst_low(spark):
     features = spark.createDataFrame([(*r, AS_OF) for r in rows],
                                      "customer_id string, recency_days int, frequency long, monetary double, "
                                      "as_of_date date")
-    tiers = {r["customer_id"]: r for r in value_tiers.value_tiers(features, seed=1).collect()}
+    tiers = {r["customer_id"]: r for r in value_tiers.value_tiers(features).collect()}
     assert all(tiers[f"b{i}"]["value_tier"] == "High" and tiers[f"b{i}"]["value_score"] == 12 for i in range(5))
     assert all(tiers[f"w{i}"]["value_tier"] == "Low" and tiers[f"w{i}"]["value_score"] == 3 for i in range(5))
     assert {tiers[f"m{i}"]["recency_tier"] for i in range(5)} == {3}

@@ -173,7 +173,7 @@ PARAMS: tuple[Param, ...] = (
           local=True),
     Param("checkpoint_root", "", "folder for streaming checkpoints (default: <state_root>/checkpoints; "
           "a volume path on Databricks)", tasks=("bronze", "silver"), job_default="${var.checkpoint_root}"),
-    Param("seed", "42", "random seed for sampling and model training", _parse_int, tasks=("gold_features", "train")),
+    Param("seed", "42", "random seed for sampling and model training", _parse_int, tasks=("train",)),
     Param("as_of_date", "auto",
           "reference date of the features, YYYY-MM-DD (auto: the day after the latest invoice)", _parse_date,
           tasks=("gold_features",)),

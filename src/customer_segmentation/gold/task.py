@@ -1,7 +1,7 @@
 """Task `gold_features`: customer features, rule-based RFM segments and business insight tables.
 
-The tables are a function of silver's versions, the reference date, the seed, the rule files and
-the code that builds them: all of that is fingerprinted, and a rerun whose fingerprint matches the
+The tables are a function of silver's versions, the reference date, the rule files and the code
+that builds them: all of that is fingerprinted, and a rerun whose fingerprint matches the
 last build keeps the tables as they are. Any change to the code or rules of the layers up to
 gold (an upgrade) rebuilds them.
 """
@@ -74,7 +74,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         # (planning the ten took about 1.5 s of driver time before any job started).
         rules, without_net_purchases = rfm_rules(), segment_catalogue().without_net_purchases.name
         built = {
-            "value_tiers": lambda: value_tiers.value_tiers(customer_features, settings.seed),
+            "value_tiers": lambda: value_tiers.value_tiers(customer_features),
             "top_products": lambda: insights.top_products(lines, as_of_date),
             "customer_features": customer_features,
             "rfm_segments": lambda: rfm.rfm_segments(customer_features, rules, without_net_purchases),
@@ -106,10 +106,10 @@ def code_fingerprint() -> str:
 
 
 def fingerprint(spark: SparkSession, settings: Settings, as_of_date) -> str:
-    """What the gold tables are a function of: silver's versions, the date, the seed, code and rules."""
+    """What the gold tables are a function of: silver's versions, the date, code and rules."""
     tables = settings.tables
     sources = "".join(f", {s} v{table_version(spark, getattr(tables, s))}" for s in settings.sources_in_use)
-    return (f"orders v{table_version(spark, tables.orders)}{sources}, as of {as_of_date}, seed {settings.seed}, "
+    return (f"orders v{table_version(spark, tables.orders)}{sources}, as of {as_of_date}, "
             f"code and rules {code_fingerprint()}")
 
 
