@@ -55,6 +55,12 @@ def check_tracking(settings, grid_size):
     return parent, version
 
 
+def report_section(page: str, section_id: str) -> str:
+    """The HTML of the report's section `section_id`, up to its closing tag (sections do not nest)."""
+    start = page.index(f'<section id="{section_id}">')
+    return page[start:page.index("</section>", start)]
+
+
 def copy_files(files, destination: Path) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     for file in files:

@@ -8,7 +8,7 @@ import pytest
 from customer_segmentation.models import tracking
 from customer_segmentation.ops.jobs import JOB_ORDER, run_job, run_task
 from customer_segmentation.report import page as report
-from testkit import copy_files, quality_totals, snapshot
+from testkit import copy_files, quality_totals, report_section, snapshot
 
 pytestmark = pytest.mark.faults
 
@@ -55,7 +55,7 @@ def test_migration_compares_the_latest_snapshot_with_the_one_before(spark, two_w
     assert dict(zip(zip(migration["from_segment"], migration["to_segment"]), migration["customers"])) == moves
     # The report draws and lists the movement.
     page = report.build(spark, batched).read_text(encoding="utf-8")
-    section = page[page.index('id="migration"'):page.index('id="rfm"')]
+    section = report_section(page, "migration")
     assert '<img alt="segment migration" src="data:image/png' in section and f"<td>{latest}</td>" in section
     # One snapshot: nobody moved and nobody is new; the view says there is nothing before it (the report: test_report).
     first = spark.table(full.tables.segment_migration).toPandas()

@@ -10,7 +10,7 @@ import pytest
 from customer_segmentation.models import tracking
 from customer_segmentation.ops.cli import main
 from customer_segmentation.report import page as report
-from testkit import REPO, parent_and_children, settings_flags
+from testkit import REPO, parent_and_children, report_section, settings_flags
 
 SECTIONS = ["segments", "profiles", "slipping", "migration", "rfm", "model", "quality", "insights"]
 QUERIES = sorted((REPO / "queries").glob("*.sql"))
@@ -52,7 +52,7 @@ def test_report_has_every_section_in_a_marketers_order(built_report):
     assert not page.links, "the page needs no network: no scripts, stylesheets or links"
     # The job's only snapshot: no movement to show yet, and the page says why (three snapshots: test_incremental).
     text = path.read_text(encoding="utf-8")
-    migration = text[text.index('id="migration"'):text.index('id="rfm"')]
+    migration = report_section(text, "migration")
     assert "This is the first snapshot" in migration and "<img" not in migration and "<table" not in migration
 
 
