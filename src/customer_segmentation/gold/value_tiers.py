@@ -63,12 +63,12 @@ def optimal_intervals(values: np.ndarray, k: int) -> tuple[list[float], list[flo
             end = (lo + hi) // 2
             sizes = np.minimum(end, last) - first + 1
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            pending = np.repeat(np.arange(len(end)), sizes)
-            candidate = first[pending] + np.arange(sizes.sum()) - offsets[pending]
-            costs = best[candidate - 1] + cost(candidate, end[pending])
+            range_of = np.repeat(np.arange(len(end)), sizes)  # each candidate start's range
+            candidate = first[range_of] + np.arange(sizes.sum()) - offsets[range_of]
+            costs = best[candidate - 1] + cost(candidate, end[range_of])
             lowest = np.minimum.reduceat(costs, offsets)
-            hits = np.flatnonzero(costs == lowest[pending])  # the first hit of each range: its leftmost start
-            chosen = candidate[hits[np.searchsorted(pending[hits], np.arange(len(end)))]]
+            hits = np.flatnonzero(costs == lowest[range_of])  # the first hit of each range: its leftmost start
+            chosen = candidate[hits[np.searchsorted(range_of[hits], np.arange(len(end)))]]
             layer[end], start[end] = lowest, chosen
             # The ends left of each midpoint start no later than its chosen start, those right of it no earlier.
             left, right = end > lo, end < hi
