@@ -4,8 +4,8 @@ the clusters scored 1-4 so that higher is better, summed, and mapped to Low, Mid
 In one dimension k-means has an exact solution: the clusters are intervals of the sorted values,
 and the best intervals are found by dynamic programming over the distinct values. The values are
 gathered once (one number per customer and dimension) and solved on the driver, which gives the
-optimal clusters, the same every run, with no seed, in one Spark job instead of three iterative
-fits of about fifty jobs each (BENCHMARKS.md).
+optimal clusters, the same every run, with no seed, in one Spark job (an iterative MLlib fit takes
+about fifty per dimension; BENCHMARKS.md).
 """
 
 from __future__ import annotations
