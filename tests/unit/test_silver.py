@@ -1,14 +1,17 @@
 """Cleaning rules and reject reasons of silver, on hand-made bronze lines."""
 
 import datetime as dt
+import random
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import functions as F
 
 from customer_segmentation.core.rules import cleaning_rules
 from customer_segmentation.core.settings import Settings
 from customer_segmentation.core.tables import table
 from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
+from customer_segmentation.silver.cleaning import ISO_PATTERN, parse_timestamp
 from customer_segmentation.silver.orders import classify, judge, to_orders, to_quarantine
 from customer_segmentation.silver.quarantine import mark_duplicates
 
@@ -261,6 +264,27 @@ def test_amount_layout_without_invoice_number(spark):
         ("guest-20110102", Decimal("2.0000"), Decimal("4.0000"), False),
         ("42-20110102", Decimal("6.5000"), Decimal("19.5000"), False)]
     assert all(r["stock_code"] is None and r["is_product"] and r["country"] == "Unknown" for r in lines)
+
+
+def test_the_default_layouts_timestamps_read_exactly_as_their_pattern_reads_them(spark):
+    """The cast that reads the default pattern's shape gives what the pattern gives: the same instant
+    for every valid text, none for every invalid one, and the other formats for texts of another shape."""
+    draw = random.Random(7)
+    parts = ([0, 1, 1999, 2000, 2011, 2012, 2100, 9999], range(0, 14), range(0, 33), range(0, 25), (0, 1, 59, 60),
+             (0, 30, 59, 60))
+    texts = [f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}"
+             for y, mo, d, h, mi, s in (tuple(draw.choice(list(p)) for p in parts) for _ in range(3000))]
+    texts += ["2012-02-29 00:00:00", "2011-02-29 00:00:00", "2010-12-01 08:26:00\r", "2010-12-01 08:26:00\n",
+              "2010-12-01T08:26:00", " 2010-12-01 08:26:00 ", "2010-12-01 08:26:00.5", "+2010-12-01 08:26:00",
+              "2010-12-1 08:26:00", "\uff12010-12-01 08:26:00", "12/1/2010 8:26", "2010-12-01 08:26"]
+    frame = spark.createDataFrame([(t,) for t in texts], "text string")
+    formats = (ISO_PATTERN, "M/d/yyyy H:mm")
+    read = frame.select("text", parse_timestamp(F.col("text"), formats).alias("read"), F.coalesce(
+        *[F.try_to_timestamp(F.trim("text"), F.lit(f)) for f in formats]).alias("by_pattern"))
+    # Compared in Spark: year 0 has no Python datetime.
+    assert read.where(~F.col("read").eqNullSafe(F.col("by_pattern"))).select("text").collect() == []
+    assert 0 < read.where(F.col("read").isNotNull()).count() < len(texts)
+    assert read.where(F.col("text") == "12/1/2010 8:26").first()["read"] == dt.datetime(2010, 12, 1, 8, 26)
 
 
 def test_processed_at_is_the_instant_whatever_the_drivers_time_zone(spark, monkeypatch):

@@ -32,6 +32,17 @@ def is_product_code(code: Column, rules: CleaningRules) -> Column:
     return code.isNull() | ~service
 
 
+# The default layout's timestamps. Spark's cast reads exactly this shape with its own parser, several
+# times faster than a pattern (java.time): on a string of this shape both give the same instant, or
+# both none (BENCHMARKS.md). `\z`, not `$`: `$` also matches before a final line break.
+ISO_PATTERN = "yyyy-MM-dd HH:mm:ss"
+_ISO_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\z"
+
+
 def parse_timestamp(raw: Column, formats: tuple[str, ...]) -> Column:
+    """The first of `formats` (Spark datetime patterns) that reads the trimmed text; null if none does."""
     trimmed = F.trim(raw)
-    return F.coalesce(*[F.try_to_timestamp(trimmed, F.lit(fmt)) for fmt in formats])
+    parsed = F.coalesce(*[F.try_to_timestamp(trimmed, F.lit(fmt)) for fmt in formats])
+    if formats[0] != ISO_PATTERN:
+        return parsed
+    return F.coalesce(F.when(trimmed.rlike(_ISO_SHAPE), trimmed.try_cast("timestamp")), parsed)
