@@ -57,21 +57,27 @@ def decode(raw: Column, encoding: str) -> Column:
     return F.regexp_replace(F.decode(raw, encoding.upper()), "\r$", "")
 
 
-def encoding_problem(raw: Column, text: Column, encoding: str) -> Column:
-    """Why a line's bytes are not clean text in `encoding` (null when they are), with the offset."""
+def text_is_bytes(raw: Column, text: Column, encoding: str) -> Column:
+    """Whether a line's text (`decode`d from its bytes `raw`) in UTF-8 is exactly those bytes."""
+    return F.is_valid_utf8(raw.cast("string")) if encoding == "utf-8" else F.encode(text, "UTF-8") == raw
+
+
+def encoding_problem(raw: Column, text: Column, encoding: str, is_bytes: Column) -> Column:
+    """Why a line's bytes are not clean text in `encoding` (null when they are), with the offset.
+    `is_bytes`: `text_is_bytes` of the line."""
     checks = []
     if encoding == "utf-8":
         valid_prefix = F.length(F.regexp_extract(F.decode(raw, "ISO-8859-1"), f"^{_UTF8_SEQUENCE}*", 0))
-        checks.append((~F.is_valid_utf8(raw.cast("string")), F.format_string(
+        checks.append((~is_bytes, F.format_string(
             "byte %d (0x%s) is not valid UTF-8 (a file in another encoding? name it in the source profile: "
             "encoding)", valid_prefix, F.hex(F.substring(raw, valid_prefix + 1, 1)))))
-    nul, replacement = F.instr(text, "\u0000"), F.instr(text, REPLACEMENT)
-    checks.append((nul > 0, F.format_string(
+    # `contains` to test, `instr` (which counts characters: several times slower) only for the detail.
+    checks.append((text.contains("\u0000"), F.format_string(
         "NUL byte at character %d: binary data, or a UTF-16 file (name its encoding in the source profile)",
-        nul - 1)))
-    checks.append((replacement > 0, F.format_string(
+        F.instr(text, "\u0000") - 1)))
+    checks.append((text.contains(REPLACEMENT), F.format_string(
         "replacement character U+FFFD at character %d: the text was damaged before it arrived"
-        + ("" if encoding == "utf-8" else f", or its bytes are not valid {encoding}"), replacement - 1)))
+        + ("" if encoding == "utf-8" else f", or its bytes are not valid {encoding}"), F.instr(text, REPLACEMENT) - 1)))
     problem = None
     for failed, why in checks:
         problem = F.when(failed, why) if problem is None else problem.when(failed, why)
@@ -94,7 +100,7 @@ def split_fields(line: Column, profile: SourceProfile) -> Column:
         return F.when(quoted, F.regexp_replace(F.regexp_extract(field, '^"(.*)"$', 1), '""', '"')).otherwise(field)
 
     # Most lines hold no quote: a plain split, without the per-field lambda (Spark interprets lambdas).
-    return F.when(F.instr(text, _QUOTE) == 0, F.split(text, F.lit(delimiter), -1)).otherwise(
+    return F.when(~text.contains(_QUOTE), F.split(text, F.lit(delimiter), -1)).otherwise(
         F.transform(quote_aware, unquote))
 
 
@@ -104,12 +110,14 @@ def _normalised(fields: Column) -> Column:
 
 def _read(lines: DataFrame, profile: SourceProfile) -> DataFrame:
     """The lines read: their bytes, their decoded text (`_decoded`; `_text` without a byte-order
-    mark) and their place in the read (`_read_order`, increasing through a file); blank lines
-    dropped. Both passes of `parse_lines` read their lines through this."""
+    mark; `_text_is_bytes`) and their place in the read (`_read_order`, increasing through a file);
+    blank lines dropped. Both passes of `parse_lines` read their lines through this."""
     raw = F.col("value").cast("binary")
+    text_of_bytes = decode(raw, profile.encoding)
     # Numbered as read, before anything is filtered: the same numbers in both passes of a batch.
-    read = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"),
-                        decode(raw, profile.encoding).alias("_decoded"),
+    # Decoding and its check in one projection: UTF-8's validity is then found once a line.
+    read = lines.select("_source_file", "_ingested_at", raw.alias("_raw_bytes"), text_of_bytes.alias("_decoded"),
+                        text_is_bytes(raw, text_of_bytes, profile.encoding).alias("_text_is_bytes"),
                         F.monotonically_increasing_id().alias("_read_order"))
     # A byte-order mark is not data (a test and a substring: cheaper per line than a regex).
     decoded = F.col("_decoded")
@@ -127,7 +135,7 @@ def _with_header_test(read: DataFrame, profile: SourceProfile) -> DataFrame:
                                        [F.array_contains(normalised, F.lit(s)) for s in mapped_sources])
     # A cheap text test first: only lines that hold every mapped column name are split and compared.
     lowered = F.lower("_text")
-    may_be_header = reduce(lambda a, b: a & b, [F.instr(lowered, F.lit(s)) > 0 for s in mapped_sources
+    may_be_header = reduce(lambda a, b: a & b, [lowered.contains(s) for s in mapped_sources
                                                 if _QUOTE not in s], F.lit(True))
     return read.withColumn("_is_header", F.when(may_be_header, names_every_mapped_column).otherwise(False))
 
@@ -185,7 +193,7 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     data = (_read(lines, profile).join(F.broadcast(facts), "_source_file")
             .where(~F.array_contains("_header_reads", F.col("_read_order"))))
     text = F.col("_text")
-    has_nul = F.instr("_decoded", "\u0000") > 0
+    has_nul = F.col("_decoded").contains("\u0000")
     fields = split_fields(text, profile)
 
     def without_nul(column: Column) -> Column:
@@ -199,11 +207,11 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
         position = F.col(f"_at_{canonical}")
         columns.append(without_nul(F.when(position > 0, F.try_element_at("_fields", position))).alias(canonical))
 
-    has_quote = F.instr("_decoded", _QUOTE) > 0
+    has_quote = F.col("_decoded").contains(_QUOTE)
     quote_count = F.length("_decoded") - F.length(F.translate("_decoded", _QUOTE, ""))
     field_count, expected = F.size("_fields"), F.size("_layout")
     malformed = (
-        F.coalesce(encoding_problem(F.col("_raw_bytes"), F.col("_decoded"), profile.encoding),
+        F.coalesce(encoding_problem(F.col("_raw_bytes"), F.col("_decoded"), profile.encoding, F.col("_text_is_bytes")),
                    F.when(has_quote & (quote_count % 2 == 1), F.lit("unbalanced quotes"))
                    .when(field_count != expected,
                          F.format_string("%d fields where the layout has %d", field_count, expected)))
@@ -221,7 +229,7 @@ def parse_lines(lines: DataFrame, profile: SourceProfile, spec: SourceSpec) -> D
     # The bytes are kept only where the text does not already hold them: most lines would
     # otherwise be stored twice (BENCHMARKS.md).
     raw_line = without_nul(F.col("_decoded"))
-    raw_bytes = F.when(F.encode(raw_line, "UTF-8") != F.col("_raw_bytes"), F.col("_raw_bytes"))
+    raw_bytes = F.when(~F.col("_text_is_bytes") | has_nul, F.col("_raw_bytes"))
     # Unique within a file by its place in the read; 128 bits (two 64-bit hashes) across files.
     place = F.col("_read_order") - F.col("_first_read")
     line_id = F.concat(*[F.lpad(F.hex(F.xxhash64(F.lit(salt), "_source_file", place)), 16, "0")
