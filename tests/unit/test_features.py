@@ -215,8 +215,8 @@ def test_insight_tables(spark):
 def test_top_products_count_purchase_invoices_once_and_name_a_product_by_its_usual_description(spark):
     rows = [("1", "1", "2011-11-07", 2, 1.0), ("1", "1", "2011-11-07", 3, 1.0), ("2", "2", "2011-11-08", 1, 1.0),
             ("2", "C3", "2011-11-08", -1, 1.0), ("3", "4", "2011-11-09", 1, 1.0), ("3", "5", "2011-11-09", 1, 1.0),
-            ("3", "6", "2011-11-10", 1, 1.0, "22")]
-    descriptions = ["MUG", "MUG", "CUP", "CUP", "", "BOWL", None]
+            ("3", "6", "2011-11-10", 1, 1.0, "22"), ("3", "C7", "2011-11-10", -2, 1.0, "23")]
+    descriptions = ["MUG", "MUG", "CUP", "CUP", "", "BOWL", None, "PLATE"]
     orders = orders_frame(spark, rows).withColumn(
         "description", F.element_at(F.array(*[F.lit(d) for d in descriptions]), F.col("_line_id").cast("int") + 1))
     top = {r["stock_code"]: r for r in insights.top_products(orders, AS_OF).collect()}
@@ -224,6 +224,7 @@ def test_top_products_count_purchase_invoices_once_and_name_a_product_by_its_usu
     # MUG have two lines each (the return counts): the first alphabetically; an empty one is no name.
     assert (top["85123A"]["orders"], top["85123A"]["description"]) == (4, "CUP")
     assert (top["22"]["orders"], top["22"]["description"]) == (1, None), "no description: none"
+    assert top["23"]["orders"] == 0, "a product only returned has no orders"
 
 
 def test_gold_lines_give_every_table_the_rows_the_whole_orders_give(spark):
