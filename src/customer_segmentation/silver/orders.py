@@ -147,12 +147,13 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
 
     `hold` computes a frame and keeps it for the reads after it (the task: a local checkpoint on
     disk). Every line is read from bronze, classified and held once. Repeats are few, so the batch is
-    not shuffled to find them: one aggregation of a 64-bit hash of each line's content hash (the
-    batch's and the kept lines') finds the contents that more than one line may share. Only the
-    lines with those are ordered within their content, read back from the held lines with the
-    rejected ones and held again, so the quarantine reads a small frame. A collision of the 64-bit
-    hashes only adds lines to those compared exactly. With more than `max_shared` such contents (a
-    batch delivered again), every line is ordered within its content before it is held.
+    not shuffled to find them: one aggregation of a 64-bit hash of each line's content hash, and
+    the kept lines with a hash of the batch's (held), find the contents that more than one line
+    may share. Only the lines with those are ordered within their content, read back from the held
+    lines with the rejected ones and held again, so the quarantine reads a small frame. A
+    collision of the 64-bit hashes only adds lines to those compared exactly. With more than
+    `max_shared` such contents (a batch delivered again), every line is ordered within its content
+    before it is held.
     """
     undecided = F.lit(False)  # a line whose verdict waits for its content's other lines
     kept_sharing = None  # the kept lines that undecided lines are compared with
@@ -164,14 +165,19 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
         # hashing a line once fewer was measured and not kept (BENCHMARKS.md).
         bronze = bronze.withColumn("_content_hash", _content_hash(profile))
         key = F.xxhash64("_content_hash")
-        keys = (bronze.select(key.alias("_key"), F.lit(1).alias("_lines"), F.lit(False).alias("_kept"))
-                .unionByName(existing.select(key.alias("_key"), F.lit(0).alias("_lines"), F.lit(True).alias("_kept"))))
-        # With the batch's line count as one more row: a foreachBatch batch is read whole, every
-        # column, even to count it.
-        per_key = (keys.rollup("_key").agg(F.sum("_lines").alias("_lines"), F.max("_kept").alias("_kept"),
-                                           (F.grouping_id() == 1).alias("_batch"))
-                   .where(F.col("_batch") | (F.col("_lines") > 1) | (F.col("_kept") & (F.col("_lines") > 0)))
-                   .localCheckpoint())
+        # The batch's lines per key, with the batch's line count as one more row: a foreachBatch
+        # batch is read whole, every column, even to count it.
+        per_key = (bronze.select(key.alias("_key")).rollup("_key")
+                   .agg(F.count(F.lit(1)).alias("_lines"), (F.grouping_id() == 1).alias("_batch")))
+        shared_in_batch = F.col("_batch") | (F.col("_lines") > 1)
+        if existing.isEmpty():
+            per_key = per_key.where(shared_in_batch).localCheckpoint()
+        else:
+            per_key = hold(per_key)
+            existing = hold(_kept_with_keys_of(per_key, existing, key, max_shared))
+            kept_keys = existing.select(key.alias("_key"), F.lit(True).alias("_kept")).distinct()
+            per_key = (per_key.join(kept_keys, "_key", "left").where(shared_in_batch | F.col("_kept").isNotNull())
+                       .localCheckpoint())
         lines_in, shared_contents = per_key.agg(F.coalesce(F.sum(F.when(F.col("_batch"), F.col("_lines"))), F.lit(0)),
                                                 F.count_if(~F.col("_batch"))).first()
         shared = per_key.where(~F.col("_batch")).select("_key")
@@ -193,6 +199,17 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
     return Verdicts(kept=held.where(~undecided & ~rejected).drop("_undecided")
                     .unionByName(revisited.where(~rejected)),
                     rejected=revisited.where(rejected), lines=held.count() if lines_in is None else lines_in)
+
+
+def _kept_with_keys_of(per_key: DataFrame, existing: DataFrame, key: Column, max_shared: int) -> DataFrame:
+    """The kept lines (`existing`) with a key of the batch's (`per_key`): the only ones its lines
+    can repeat. The batch's keys are sent to every task when they are few, so a small batch reads
+    the kept lines once and shuffles none of them (aggregating every kept line's key beside the
+    batch's made each run cost more as silver grew: BENCHMARKS.md)."""
+    batch_keys = per_key.where(~F.col("_batch")).select("_key")
+    if batch_keys.count() <= max_shared:
+        batch_keys = F.broadcast(batch_keys)
+    return existing.join(batch_keys, key == F.col("_key"), "left_semi")
 
 
 def _content_hash(profile: SourceProfile) -> Column:
