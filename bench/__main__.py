@@ -6,8 +6,9 @@ scikit-learn reference and the floor (the least a Spark + Delta medallion pipeli
 layer), each in its own process; on the real data the product once more with the peer's model search
 (k-means alone, the peer's k range, one start), like for like; record wall time (per task for the
 product), lines per second and the peak resident memory of the whole process tree (the JVM
-included). Results go to bench/results/<time>.json and the tables into BENCHMARKS.md between its
-result markers.
+included); then, on the product's state, bronze and silver once more on a few new landing files (a
+daily incremental run, whose cost should follow the new lines, not the lines silver holds). Results
+go to bench/results/<time>.json and the tables into BENCHMARKS.md between its result markers.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ TASK_LABELS = [{"gold_features": "gold", "lifetime_value": "ltv"}.get(t, t) for 
 # on the real data: the rest of the job unchanged, so the two runs' gap is the model search's cost.
 PEER_SEARCH = ("--algorithms", "kmeans", "--k-min", "2", "--kmeans-starts", "1")
 PEER_SEARCH_LABEL = "real, the peer's search"
+# New landing files (generated, another seed) for the incremental run after the full one.
+INCREMENT_FILES = 10
+INCREMENT_TASKS = ("bronze", "silver")
 
 
 def _resident(process: psutil.Process) -> int:
@@ -118,13 +122,27 @@ def dataset(size: str, seed: int) -> tuple[Path, int]:
     return folder / "transactions", json.loads(manifest.read_text())["lines"]
 
 
-def run_product(data: Path, size: str, k_max: int, search: tuple[str, ...] = ()) -> dict:
+def landing_folder(data: Path, size: str) -> Path:
+    """A landing folder of the bench's own for a size's runs, its files hard links to `data`'s: the
+    incremental run adds files to it without touching the data."""
+    folder = WORK / "landing" / size
+    shutil.rmtree(folder, ignore_errors=True)
+    for source in sorted(f for f in data.rglob("*") if f.is_file()):
+        target = folder / source.relative_to(data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another file system
+            shutil.copy2(source, target)
+    return folder
+
+
+def run_product(landing: Path, size: str, k_max: int, search: tuple[str, ...] = ()) -> dict:
     state = WORK / "state" / size
     shutil.rmtree(state, ignore_errors=True)
-    result = measure([sys.executable, "-m", "customer_segmentation", "run", "--source", str(data),
+    result = measure([sys.executable, "-m", "customer_segmentation", "run", "--source", str(landing),
                       "--state-root", str(state), "--k-max", str(k_max), *search, "--no-report"])
-    result["tasks"] = {m.group(1): float(m.group(2))
-                       for m in re.finditer(r"^\[(\w+)\] done in ([\d.]+) s", result["output"], re.MULTILINE)}
+    result["tasks"] = tasks_done(result["output"])
     result["customers"] = customers_built(result["output"])
     # The lifetime-value fit alone (aggregation to distinct summaries included): flat in lines.
     fit = re.search(r"^\[lifetime_value\] fitted on ([\d,]+) distinct summaries .* in ([\d.]+) s", result["output"],
@@ -136,8 +154,35 @@ def run_product(data: Path, size: str, k_max: int, search: tuple[str, ...] = ())
 
 def customers_built(output: str) -> int | None:
     """The customers gold built features for, from the task's "done" line."""
-    found = re.search(r"^\[gold_features\] done .*customer_features \+([\d,]+)", output, re.MULTILINE)
+    return rows_added(output, "gold_features", "customer_features")
+
+
+def tasks_done(output: str) -> dict[str, float]:
+    """Each task's seconds, from its "done" line."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^\[(\w+)\] done in ([\d.]+) s", output, re.MULTILINE)}
+
+
+def rows_added(output: str, task: str, table: str) -> int | None:
+    """The rows `task` added to `table` (its last name part), from the task's "done" line."""
+    found = re.search(rf"^\[{task}\] done .*\.{table} \+([\d,]+)", output, re.MULTILINE)
     return int(found.group(1).replace(",", "")) if found else None
+
+
+def run_increment(landing: Path, size: str, seed: int) -> dict:
+    """Bronze and silver once more, each in its own process as a scheduled run starts them, after
+    INCREMENT_FILES new files land beside the ones the full run ingested."""
+    folder = WORK / "data" / f"increment-seed{seed}"
+    if not (folder / "manifest.json").is_file():
+        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder),
+                        "--lines", "30000", "--seed", str(seed)], cwd=REPO, check=True)
+    for source in sorted((folder / "transactions").glob("*.csv"))[-INCREMENT_FILES:]:
+        shutil.copy2(source, landing / f"increment-{source.name}")
+    runs = [measure([sys.executable, "-m", "customer_segmentation", "task", task, "--state-root",
+                     str(WORK / "state" / size), "--landing-path", str(landing)]) for task in INCREMENT_TASKS]
+    output = "".join(run["output"] for run in runs)
+    return {"seconds": round(sum(run["seconds"] for run in runs), 2),
+            "exit_code": next((run["exit_code"] for run in runs if run["exit_code"]), 0),
+            "tasks": tasks_done(output), "lines": rows_added(output, "bronze", "transactions_raw")}
 
 
 def run_reference(module: str, *args, memory_limit: int | None = None) -> dict:
@@ -239,7 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         data, lines = dataset(size, args.seed)
         print(f"[bench] {size}: {lines:,} lines", flush=True)
-        product = run_product(data, size, args.k_max)
+        landing = landing_folder(data, size)
+        product = run_product(landing, size, args.k_max)
+        increment = NOT_RUN
+        if product["exit_code"] == 0:
+            increment = {**run_increment(landing, size, args.seed + 1),
+                         "orders_before": rows_added(product["output"], "silver", "orders")}
         peer, pandas, floor = (NOT_RUN, NOT_RUN, NOT_RUN) if args.product_only else (
             run_reference("pyspark_peer", data, 2, args.k_max, args.seed),
             run_reference("pandas_sklearn", data, 2, args.k_max, args.seed, memory_limit=REFERENCE_MEMORY_LIMIT),
@@ -250,23 +300,39 @@ def main(argv: list[str] | None = None) -> int:
             return round(product["seconds"] / other["seconds"], 2) if ok else None
 
         added = [{"size": size, "lines": lines, "product": product, "pyspark_peer": peer, "pandas_sklearn": pandas,
-                  "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas)}]
+                  "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas), "increment": increment}]
         if size == "real" and not args.product_only:  # the same references, the product like for like
-            like = run_product(data, "real-peer-search", args.k_max, PEER_SEARCH)
+            like = run_product(landing_folder(data, "real-peer-search"), "real-peer-search", args.k_max, PEER_SEARCH)
             added.append({**added[0], "size": PEER_SEARCH_LABEL, "product": like, "ratio_peer": ratio(peer, like),
-                          "ratio_pandas": ratio(pandas, like)})
+                          "ratio_pandas": ratio(pandas, like), "increment": NOT_RUN})
         rows += added
-        print(table(added) + "\n\n" + layers_table(added) + "\n\n" + customers_table(added), flush=True)
+        print("\n\n".join(f(added) for f in (table, layers_table, customers_table, increment_table)), flush=True)
         # Written after every size: a long run that is stopped keeps the sizes it finished.
         record["sizes"] = [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
                             for k, v in r.items()} for r in rows]
         (RESULTS / f"{record['when']}.json").write_text(json.dumps(record, indent=2) + "\n")
     markdown = (table(rows) + "\n\nThe data layers against the floor:\n\n" + layers_table(rows)
-                + "\n\nTrain and publish as customers grow:\n\n" + customers_table(rows))
+                + "\n\nTrain and publish as customers grow:\n\n" + customers_table(rows)
+                + f"\n\nAn incremental run: bronze and silver again, {INCREMENT_FILES} new landing files after the "
+                  f"full run:\n\n" + increment_table(rows))
     print(markdown)
     if not args.no_update:
         update_benchmarks_md(markdown, record)
-    return 0 if all(r["product"]["exit_code"] == 0 for r in rows) else 1
+    return 0 if all(r["product"]["exit_code"] == 0 and r["increment"]["exit_code"] in (0, None)
+                    for r in rows) else 1
+
+
+def increment_table(rows: list[dict]) -> str:
+    """The incremental run's seconds per task beside the lines silver held before it."""
+    lines = ["| size | orders kept before | new lines | " + " | ".join(f"{t} s" for t in INCREMENT_TASKS) + " |",
+             "|" + "---|" * (3 + len(INCREMENT_TASKS))]
+    for r in rows:
+        inc = r["increment"]
+        if inc.get("exit_code") != 0:
+            continue
+        lines.append(f"| {r['size']} | {inc['orders_before'] or 0:,} | {inc['lines'] or 0:,} | "
+                     + " | ".join(f"{inc['tasks'].get(t, 0.0):.1f}" for t in INCREMENT_TASKS) + " |")
+    return "\n".join(lines)
 
 
 def update_benchmarks_md(markdown: str, record: dict) -> None:

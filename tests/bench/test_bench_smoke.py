@@ -12,9 +12,12 @@ from bench.__main__ import (
     commit,
     customers_built,
     customers_table,
+    increment_table,
     layers_table,
     measure,
+    rows_added,
     table,
+    tasks_done,
 )
 
 
@@ -72,6 +75,18 @@ def test_customers_are_read_from_the_gold_task_line():
               "spark_catalog.g.value_tiers +4,371)\n[train] done in 1.0 s (nothing written)\n")
     assert customers_built(output) == 4371
     assert customers_built("[gold_features] done in 1.0 s (nothing written)") is None
+
+
+def test_the_incremental_run_is_read_from_its_tasks_lines():
+    output = ("[bronze] done in 14.6 s (spark_catalog.bronze.transactions_raw +955)\n"
+              "[silver] done in 22.2 s (spark_catalog.silver.orders +924, "
+              "spark_catalog.silver.orders_quarantine +31)\n")
+    assert tasks_done(output) == {"bronze": 14.6, "silver": 22.2}
+    assert (rows_added(output, "bronze", "transactions_raw"), rows_added(output, "silver", "orders")) == (955, 924)
+    row = {"size": "10m", "increment": {"exit_code": 0, "tasks": tasks_done(output), "lines": 955,
+                                        "orders_before": 9_801_365}}
+    assert "| 10m | 9,801,365 | 955 | 14.6 | 22.2 |" in increment_table([row])
+    assert increment_table([{**row, "increment": NOT_RUN}]).count("\n") == 1, "not run, no row"
 
 
 def test_results_name_the_commit_measured():
