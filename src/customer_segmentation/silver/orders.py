@@ -172,7 +172,7 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
         shared_in_batch = F.col("_batch") | (F.col("_lines") > 1)
         if existing.isEmpty():
             per_key = per_key.where(shared_in_batch).localCheckpoint()
-        else:
+        else:  # only the kept lines with a key of the batch can be repeated by it: they alone are compared
             per_key = hold(per_key)
             existing = hold(_kept_with_keys_of(per_key, existing, key, max_shared))
             kept_keys = existing.select(key.alias("_key"), F.lit(True).alias("_kept")).distinct()
