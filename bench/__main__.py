@@ -108,18 +108,24 @@ def measure(command: list[str], env: dict | None = None, memory_limit: int | Non
             "exit_code": process.returncode, "output": "".join(output)}
 
 
+def generated(name: str, amount: list[str], seed: int) -> Path:
+    """The folder of generated landing data `name` (`amount`: the generator's size options), made
+    unless a complete one (with its manifest, written last) is there from an earlier run."""
+    folder = WORK / "data" / f"{name}-seed{seed}"
+    if not (folder / "manifest.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder), *amount,
+                        "--seed", str(seed)], cwd=REPO, check=True)
+    return folder
+
+
 def dataset(size: str, seed: int) -> tuple[Path, int]:
     if size == "real":
         return REAL_DATA, 541_909
-    folder = WORK / "data" / f"{size}-seed{seed}"
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        shutil.rmtree(folder, ignore_errors=True)
-        amount = (["--customers", str(CUSTOMER_SIZES[size]), "--purchase-process"] if size in CUSTOMER_SIZES
-                  else ["--lines", str(SIZES[size])])
-        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder), *amount,
-                        "--seed", str(seed)], cwd=REPO, check=True)
-    return folder / "transactions", json.loads(manifest.read_text())["lines"]
+    amount = (["--customers", str(CUSTOMER_SIZES[size]), "--purchase-process"] if size in CUSTOMER_SIZES
+              else ["--lines", str(SIZES[size])])
+    folder = generated(size, amount, seed)
+    return folder / "transactions", json.loads((folder / "manifest.json").read_text())["lines"]
 
 
 def landing_folder(data: Path, size: str) -> Path:
@@ -171,10 +177,7 @@ def rows_added(output: str, task: str, table: str) -> int | None:
 def run_increment(landing: Path, size: str, seed: int) -> dict:
     """Bronze and silver once more, each in its own process as a scheduled run starts them, after
     INCREMENT_FILES new files land beside the ones the full run ingested."""
-    folder = WORK / "data" / f"increment-seed{seed}"
-    if not (folder / "manifest.json").is_file():
-        subprocess.run([sys.executable, "-m", "customer_segmentation", "generate", "--out", str(folder),
-                        "--lines", "30000", "--seed", str(seed)], cwd=REPO, check=True)
+    folder = generated("increment", ["--lines", "30000"], seed)
     for source in sorted((folder / "transactions").glob("*.csv"))[-INCREMENT_FILES:]:
         shutil.copy2(source, landing / f"increment-{source.name}")
     runs = [measure([sys.executable, "-m", "customer_segmentation", "task", task, "--state-root",
