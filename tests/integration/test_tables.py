@@ -2,16 +2,19 @@
 rows; reconciliation compares three counts."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, StringType
+from pyspark.sql.types import DecimalType, IntegerType, StringType
 
-from customer_segmentation.core.delta import ensure_schemas, overwrite_table
+from customer_segmentation.core.delta import create_table_if_missing, ensure_schemas, overwrite_table
 from customer_segmentation.core.errors import PipelineError
 from customer_segmentation.core.tables import Column, TableSpec, table
+from customer_segmentation.ops.jobs import run_task
 from customer_segmentation.silver.quarantine import reconcile_counts
+from testkit import copy_files
 
 SPEC = TableSpec(comment="Test table", columns=(
     Column("batch", IntegerType(), "Which write the row came from"),
@@ -73,3 +76,22 @@ def test_reconciliation_names_the_tables_whose_counts_disagree(spark, make_setti
         reconcile_counts(spark, bronze, kept, quarantine)
     overwrite_table(spark, quarantine, rows(spark, 1, ["b", "c"]), SPEC)
     assert reconcile_counts(spark, bronze, kept, quarantine) == {bronze: 3, kept: 1, quarantine: 2}
+
+
+def test_silver_appends_to_an_orders_table_created_with_the_earlier_wider_amount(spark, make_settings, synthetic_data):
+    # silver.orders' line_amount was decimal(24,4); Delta narrows no column, and its append refuses
+    # a narrower decimal than the table's rather than casting it.
+    settings = make_settings()
+    ensure_schemas(spark, settings)
+    spec = table("orders").spec()
+    wider = TableSpec(comment=spec.comment, stats_columns=spec.stats_columns, columns=tuple(
+        replace(c, type=DecimalType(24, 4)) if c.name == "line_amount" else c for c in spec.columns))
+    create_table_if_missing(spark, settings.tables.orders, wider)
+    copy_files(sorted((synthetic_data / "transactions").glob("*.csv"))[:3], Path(settings.landing_path))
+    for task in ("bronze", "silver"):
+        run_task(spark, settings, task)
+
+    kept = spark.table(settings.tables.orders)
+    assert kept.schema["line_amount"].dataType == DecimalType(24, 4)
+    assert kept.count() > 0
+    assert kept.where(F.col("line_amount") != F.col("quantity") * F.col("unit_price")).isEmpty()

@@ -43,6 +43,8 @@ def test_identifiers_are_checked_when_built_directly_too():
     ({"seed": "x"}, "seed", "not a whole number"),
     ({"kmeans_starts": "0"}, "kmeans_starts", "outside 1-50"),
     ({"no_such_setting": "1"}, "no_such_setting", "not a known setting"),
+    ({"max_abs_quantity": "3000000000"}, "max_abs_quantity", "above 2,147,483,647"),
+    ({"max_unit_price": "1e8"}, "max_unit_price", "beyond the line amounts silver.orders holds"),
 ])
 def test_bad_values_name_the_setting_and_what_is_allowed(values, setting, message):
     with pytest.raises(ConfigError) as error:

@@ -11,6 +11,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from .settings import Settings
 from .tables import TableSpec
@@ -72,6 +73,17 @@ def _remove_uncommitted_leftover(spark: SparkSession, name: str, error: Exceptio
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     """Select the spec's columns in order, cast to their declared types."""
     return df.select(*[F.col(c.name).cast(c.type).alias(c.name) for c in spec.columns])
+
+
+def as_stored(df: DataFrame, stored: StructType) -> DataFrame:
+    """`df` with each column cast to the type its table (`stored`, its schema) holds where they
+    differ: a table created before its spec narrowed a type (silver.orders' `line_amount` was
+    decimal(24,4)) keeps it, and Delta's append refuses rather than casts."""
+    types = {field.name: field.dataType for field in stored}
+    if all(types.get(field.name, field.dataType) == field.dataType for field in df.schema):
+        return df
+    return df.select(*[F.col(field.name).cast(types.get(field.name, field.dataType)).alias(field.name)
+                       for field in df.schema])
 
 
 def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec,

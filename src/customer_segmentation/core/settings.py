@@ -247,6 +247,10 @@ def task_parameters(task: str) -> tuple[str, ...]:
     return tuple(p.name for p in PARAMS if task in p.tasks and not p.local)
 
 
+MAX_QUANTITY = 2**31 - 1
+MAX_LINE_AMOUNT = 10**14
+
+
 def _validate(settings) -> None:
     for name in ("catalog", "bronze_schema", "silver_schema", "gold_schema"):
         check_identifier(name, getattr(settings, name))
@@ -268,6 +272,16 @@ def _validate(settings) -> None:
         raise ConfigError("clv_horizon_days", f"{settings.clv_horizon_days} is outside 1-3650 days")
     if settings.clv_holdout_days < 1:
         raise ConfigError("clv_holdout_days", f"{settings.clv_holdout_days} must be at least 1 day")
+    # The limits bound what a kept line's columns must hold: quantity an int, line_amount a
+    # decimal(18,4), which Spark keeps in a long (a wider one is a BigDecimal per line in every
+    # read and write). A unit price computed from an amount is rounded, hence the extra 0.0001.
+    if settings.max_abs_quantity > MAX_QUANTITY:
+        raise ConfigError("max_abs_quantity", f"{settings.max_abs_quantity:,.0f} is above {MAX_QUANTITY:,}, "
+                                              "the largest quantity silver.orders holds (an int)")
+    if (settings.max_unit_price + 0.0001) * settings.max_abs_quantity >= MAX_LINE_AMOUNT:
+        raise ConfigError("max_unit_price", f"{settings.max_unit_price:,.10g} x max_abs_quantity "
+                                            f"{settings.max_abs_quantity:,.10g} reaches {MAX_LINE_AMOUNT:,}, beyond "
+                                            "the line amounts silver.orders holds (decimal(18,4))")
 
 
 class _SettingsMethods:

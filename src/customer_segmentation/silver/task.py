@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from ..core.delta import (
     append_exactly_once,
+    as_stored,
     create_table_if_missing,
     ensure_schemas,
     process_stream,
@@ -42,6 +43,7 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
     for name, spec in ((tables.orders, orders.ORDERS), (tables.orders_quarantine, orders.QUARANTINE),
                        (tables.quality_log, orders.QUALITY_LOG)):
         create_table_if_missing(spark, name, spec)
+    orders_stored = spark.table(tables.orders).schema
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         # Compare with silver as it was before this batch, and judge once: the three writes below
@@ -56,7 +58,7 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
                 return frame
 
             verdicts = orders.judge(batch, existing, profile, settings, rules, hold)
-            for rows, target in ((orders.to_orders(verdicts.kept), tables.orders),
+            for rows, target in ((as_stored(orders.to_orders(verdicts.kept), orders_stored), tables.orders),
                                  (orders.to_quarantine(verdicts.rejected), tables.orders_quarantine),
                                  (orders.quality_row(verdicts.rejected, verdicts.lines, settings.run_id, batch_id),
                                   tables.quality_log)):
