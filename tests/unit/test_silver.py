@@ -198,6 +198,9 @@ def test_only_lines_whose_content_repeats_are_compared_and_the_verdicts_are_thos
     def verdicts(marked):
         return sorted((r["_line_id"], r["reject_reason"], r["reject_detail"]) for r in marked.collect())
 
+    first_load = verdicts(mark_duplicates(every_line))
+    assert verdicts(classified(spark, rows)) == first_load, "nothing kept before: the batch compared with itself"
+    assert ("again", None) in [(i, r) for i, r, _ in first_load], "a repeat of a kept line only"
     compared_all = verdicts(mark_duplicates(every_line, existing))
     assert verdicts(classified(spark, rows, existing=existing)) == compared_all
     bronze = bronze_frame(spark, [dict(r) for r in rows])

@@ -21,7 +21,15 @@ from ..core.tables import table
 from ..ingest import lines
 from ..ingest.source_profiles import TRANSACTIONS, SourceProfile, load_profile
 from .cleaning import clean_customer_id, is_blank, is_product_code, parse_timestamp
-from .quarantine import Check, content_hash, first_failure, mark_duplicates, mark_redelivered_files, rejects_by_reason
+from .quarantine import (
+    Check,
+    content_hash,
+    content_key,
+    first_failure,
+    mark_duplicates,
+    mark_redelivered_files,
+    rejects_by_reason,
+)
 
 ORDERS = table("orders").spec()
 QUARANTINE = table("orders_quarantine").spec()
@@ -147,8 +155,8 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
 
     `hold` computes a frame and keeps it for the reads after it (the task: a local checkpoint on
     disk). Every line is read from bronze, classified and held once. Repeats are few, so the batch is
-    not shuffled to find them: one aggregation of a 64-bit hash of each line's content hash, and
-    the kept lines with a hash of the batch's (held), find the contents that more than one line
+    not shuffled to find them: one aggregation of a 64-bit key of each line's content, and
+    the kept lines with a key of the batch's (held), find the contents that more than one line
     may share. Only the lines with those are ordered within their content, read back from the held
     lines with the rejected ones and held again, so the quarantine reads a small frame. A
     collision of the 64-bit hashes only adds lines to those compared exactly. With more than
@@ -156,21 +164,24 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
     before it is held.
     """
     undecided = F.lit(False)  # a line whose verdict waits for its content's other lines
+    revisit = False  # whether the undecided and rejected lines are ordered within their content
     kept_sharing = None  # the kept lines that undecided lines are compared with
     lines_in = None
     if not profile.key:
         classified = mark_redelivered_files(classify(bronze, profile, settings, rules), existing)
     else:
-        # Defined once for the key and the output (classify keeps it); both plans below evaluate it:
-        # hashing a line once fewer was measured and not kept (BENCHMARKS.md).
+        # Defined once for the output (classify keeps it) and the key. The kept lines hold only
+        # their content hash, so the key is a hash of it; with none kept (a first load) it is a hash
+        # of what the content hash hashes, which spares the aggregation's SHA-256 (BENCHMARKS.md).
         bronze = bronze.withColumn("_content_hash", _content_hash(profile))
-        key = F.xxhash64("_content_hash")
+        first_load = existing.isEmpty()
+        key = content_key(TRANSACTIONS.columns, profile.key) if first_load else F.xxhash64("_content_hash")
         # The batch's lines per key, with the batch's line count as one more row: a foreachBatch
         # batch is read whole, every column, even to count it.
         per_key = (bronze.select(key.alias("_key")).rollup("_key")
                    .agg(F.count(F.lit(1)).alias("_lines"), (F.grouping_id() == 1).alias("_batch")))
         shared_in_batch = F.col("_batch") | (F.col("_lines") > 1)
-        if existing.isEmpty():
+        if first_load:
             per_key = per_key.where(shared_in_batch).localCheckpoint()
         else:  # only the kept lines with a key of the batch can be repeated by it: they alone are compared
             per_key = hold(per_key)
@@ -188,12 +199,13 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
             flagged = bronze.join(shared, key == F.col("_key"), "left").select(
                 *bronze.columns, F.col("_key").isNotNull().alias("_undecided"))
             classified = classify(flagged, profile, settings, rules)
-            undecided = F.col("_undecided")
-            kept_sharing = existing.join(shared, key == F.col("_key"), "left_semi")
+            undecided, revisit = F.col("_undecided"), True
+            if not first_load:
+                kept_sharing = existing.join(shared, key == F.col("_key"), "left_semi")
     held = hold(_staged(classified.withColumn("_undecided", undecided)))
     undecided, rejected = F.col("_undecided"), F.col("reject_reason").isNotNull()
     revisited = held.where(undecided | rejected)
-    if kept_sharing is not None:  # a rejected line not undecided shares its content with no line
+    if revisit:  # a rejected line not undecided shares its content with no line
         revisited = mark_duplicates(revisited, kept_sharing)
     revisited = hold(revisited.drop("_undecided"))
     return Verdicts(kept=held.where(~undecided & ~rejected).drop("_undecided")

@@ -28,8 +28,18 @@ def first_failure(checks: list[Check]) -> tuple[Column, Column]:
 def content_hash(columns: tuple[str, ...], key: tuple[str, ...] | None = None) -> Column:
     """Duplicate key: the given fields as they arrived (null and empty kept apart); with `key`,
     only its fields count (the others hash as null)."""
+    return F.sha2(_content(columns, key), 256)
+
+
+def content_key(columns: tuple[str, ...], key: tuple[str, ...] | None = None) -> Column:
+    """A 64-bit hash of what `content_hash` hashes: lines with one content hash have one key
+    (lines with different ones may share a key)."""
+    return F.xxhash64(_content(columns, key))
+
+
+def _content(columns: tuple[str, ...], key: tuple[str, ...] | None) -> Column:
     fields = [F.col(c) if key is None or c in key else F.lit(None) for c in columns]
-    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(f, F.lit("\u0000")) for f in fields]), 256)
+    return F.concat_ws("\u001f", *[F.coalesce(f, F.lit("\u0000")) for f in fields])
 
 
 def mark_duplicates(classified: DataFrame, existing: DataFrame | None = None) -> DataFrame:
