@@ -39,6 +39,15 @@ def test_header_is_not_data_and_fields_map_by_name(spark):
     assert row["_raw_line"].startswith("536365,85123A") and row["_source_profile"] == "uci"
 
 
+def test_headers_are_found_in_any_case_anywhere_in_a_file(spark):
+    # Files joined together repeat their header; a line is lowered for the test only when it holds
+    # the names' rarest letter in either case (here the q of Quantity).
+    line = "536365,85123A,HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom"
+    rows = bronze_rows(spark, {"a.csv": [HEADER.upper(), line, HEADER.lower(), line.replace("536365", "536366"),
+                                         HEADER.replace("Quantity", "QuAnTiTy")]})
+    assert [(r["invoice_no"], r["_malformed"]) for r in rows] == [("536365", None), ("536366", None)]
+
+
 def test_quoted_fields_keep_delimiters_and_doubled_quotes(spark):
     line = '536381,82567,"AIRLINE LOUNGE,METAL SIGN",2,2010-12-01 09:41:00,2.1,15311.0,United Kingdom'
     line2 = '536477,22041,"RECORD FRAME 7"" SINGLE SIZE ",48,2010-12-01 12:27:00,2.1,16210.0,United Kingdom'
