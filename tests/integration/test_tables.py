@@ -84,8 +84,8 @@ def test_silver_appends_to_an_orders_table_created_with_the_earlier_wider_amount
     settings = make_settings()
     ensure_schemas(spark, settings)
     spec = table("orders").spec()
-    wider = TableSpec(comment=spec.comment, stats_columns=spec.stats_columns, columns=tuple(
-        replace(c, type=DecimalType(24, 4)) if c.name == "line_amount" else c for c in spec.columns))
+    wider = replace(spec, columns=tuple(replace(c, type=DecimalType(24, 4)) if c.name == "line_amount" else c
+                                        for c in spec.columns))
     create_table_if_missing(spark, settings.tables.orders, wider)
     copy_files(sorted((synthetic_data / "transactions").glob("*.csv"))[:3], Path(settings.landing_path))
     for task in ("bronze", "silver"):
