@@ -1,13 +1,14 @@
 """`make bench`: the whole job against its peers and the floor, on the same input, in one invocation.
 
-For every size: generate (or reuse) the landing data, run the product's job from empty state, the
-PySpark peer (the script a competent user writes: features cached before the k loop), the pandas +
-scikit-learn reference and the floor (the least a Spark + Delta medallion pipeline does, timed per
-layer), each in its own process; on the real data the product once more with the peer's model search
-(k-means alone, the peer's k range, one start), like for like; record wall time (per task for the
-product), lines per second and the peak resident memory of the whole process tree (the JVM
-included); then, on the product's state, bronze and silver once more on a few new landing files (a
-daily incremental run, whose cost should follow the new lines, not the lines silver holds). Results
+For every size: generate (or reuse) the landing data; run the product's job from empty state and
+right after it the floor (the least a Spark + Delta medallion pipeline does, timed per layer), both
+`--repeat` times alternately; on the last run's state, bronze and silver once more on a few new
+landing files (a daily incremental run, whose cost should follow the new lines, not the lines silver
+holds); then the PySpark peer (the script a competent user writes: features cached before the k
+loop) and the pandas + scikit-learn reference; on the real data the product once more with the
+peer's model search (k-means alone, the peer's k range, one start), like for like. Each runs in its
+own process; the harness records wall time (per task for the product), lines per second and the
+peak resident memory of the whole process tree (the JVM included). Results
 go to bench/results/<time>.json and the tables into BENCHMARKS.md between its result markers.
 """
 
@@ -21,6 +22,7 @@ import platform
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -237,12 +239,21 @@ def layers_table(rows: list[dict]) -> str:
     lines = ["| size | " + " | ".join(f"{layer} s (product / floor = ratio)" for layer in (*LAYERS, "data layers"))
              + " |", "|" + "---|" * (len(LAYERS) + 2)]
     for r in rows:
-        floor = (r["floor"].get("detail") or {}).get("timings")
-        if not floor or r["product"]["exit_code"] != 0:
+        runs = []  # per run: (product, floor) seconds of each layer and of all of them
+        for product, floor in r.get("runs") or [(r["product"], r["floor"])]:
+            timings = (floor.get("detail") or {}).get("timings")
+            if timings and product["exit_code"] == 0:
+                pairs = [(product["tasks"].get(task, 0.0), timings[layer]) for layer, task in LAYERS.items()]
+                runs.append([*pairs, (sum(p for p, _ in pairs), sum(f for _, f in pairs))])
+        if not runs:
             continue
-        pairs = [(r["product"]["tasks"].get(task, 0.0), floor[layer]) for layer, task in LAYERS.items()]
-        pairs.append((sum(p for p, _ in pairs), sum(f for _, f in pairs)))
-        lines.append(f"| {r['size']} | " + " | ".join(f"{p:.1f} / {f:.1f} = {p / f:.1f}" for p, f in pairs) + " |")
+        cells = []
+        for column in zip(*runs):
+            p, f = statistics.median(p for p, _ in column), statistics.median(f for _, f in column)
+            ratios = sorted(p / f for p, f in column)
+            spread = f" ({ratios[0]:.1f}–{ratios[-1]:.1f} in {len(ratios)} runs)" if len(ratios) > 1 else ""
+            cells.append(f"{p:.1f} / {f:.1f} = {p / f:.1f}{spread}")
+        lines.append(f"| {r['size']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -271,11 +282,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="seed of the generated data (default: 42)")
     parser.add_argument("--k-max", type=int, default=10, help="largest k for every implementation (default: 10)")
     parser.add_argument("--no-update", action="store_true", help="do not rewrite the table in BENCHMARKS.md")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of the product and the floor, alternately, per size: the layers table gives "
+                             "each layer's medians and the range of its ratios (default: 1)")
     parser.add_argument("--product-only", action="store_true",
                         help="skip both references (a scale run of the product alone: time and memory)")
     args = parser.parse_args(argv)
     sizes = ([s.strip() for s in args.sizes.split(",") if s.strip()] + (["50m"] if args.with_50m else [])
              + (list(CUSTOMER_SIZES) if args.with_customers else []))
+    if args.repeat < 1:
+        parser.error(f"--repeat {args.repeat}: at least one run of each is needed")
     unknown = [s for s in sizes if s not in SIZES and s not in CUSTOMER_SIZES]
     if unknown:
         parser.error(f"unknown size {unknown[0]!r}; allowed: {', '.join([*SIZES, *CUSTOMER_SIZES])}")
@@ -287,34 +303,40 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         data, lines = dataset(size, args.seed)
         print(f"[bench] {size}: {lines:,} lines", flush=True)
-        landing = landing_folder(data, size)
-        product = run_product(landing, size, args.k_max)
+        # The product and the floor alternately, each run right after the other: this machine's
+        # speed drifts by more than a change of a few percent within minutes.
+        runs = []
+        for _ in range(args.repeat):
+            landing = landing_folder(data, size)
+            runs.append((run_product(landing, size, args.k_max),
+                         NOT_RUN if args.product_only else run_reference("floor", data)))
+        product, floor = sorted(runs, key=lambda run: run[0]["seconds"])[(len(runs) - 1) // 2]  # the median job
         increment = NOT_RUN
-        if product["exit_code"] == 0:
+        if runs[-1][0]["exit_code"] == 0:  # on the state of the last run
             increment = {**run_increment(landing, size, args.seed + 1),
-                         "orders_before": rows_added(product["output"], "silver", "orders")}
-        peer, pandas, floor = (NOT_RUN, NOT_RUN, NOT_RUN) if args.product_only else (
+                         "orders_before": rows_added(runs[-1][0]["output"], "silver", "orders")}
+        peer, pandas = (NOT_RUN, NOT_RUN) if args.product_only else (
             run_reference("pyspark_peer", data, 2, args.k_max, args.seed),
-            run_reference("pandas_sklearn", data, 2, args.k_max, args.seed, memory_limit=REFERENCE_MEMORY_LIMIT),
-            run_reference("floor", data))
+            run_reference("pandas_sklearn", data, 2, args.k_max, args.seed, memory_limit=REFERENCE_MEMORY_LIMIT))
 
         def ratio(other, product=product):
             ok = product["exit_code"] == 0 and other.get("exit_code") == 0
             return round(product["seconds"] / other["seconds"], 2) if ok else None
 
         added = [{"size": size, "lines": lines, "product": product, "pyspark_peer": peer, "pandas_sklearn": pandas,
-                  "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas), "increment": increment}]
+                  "floor": floor, "ratio_peer": ratio(peer), "ratio_pandas": ratio(pandas), "increment": increment,
+                  "runs": runs}]
         if size == "real" and not args.product_only:  # the same references, the product like for like
             like = run_product(landing_folder(data, "real-peer-search"), "real-peer-search", args.k_max, PEER_SEARCH)
             added.append({**added[0], "size": PEER_SEARCH_LABEL, "product": like, "ratio_peer": ratio(peer, like),
-                          "ratio_pandas": ratio(pandas, like), "increment": NOT_RUN})
+                          "ratio_pandas": ratio(pandas, like), "increment": NOT_RUN, "runs": [(like, floor)]})
         rows += added
         print("\n\n".join(f(added) for f in (table, layers_table, customers_table, increment_table)), flush=True)
         # Written after every size: a long run that is stopped keeps the sizes it finished.
-        record["sizes"] = [{k: ({kk: vv for kk, vv in v.items() if kk != "output"} if isinstance(v, dict) else v)
-                            for k, v in r.items()} for r in rows]
+        record["sizes"] = [without_output(r) for r in rows]
         (RESULTS / f"{record['when']}.json").write_text(json.dumps(record, indent=2) + "\n")
-    markdown = (table(rows) + "\n\nThe data layers against the floor:\n\n" + layers_table(rows)
+    medians = f" (medians of {args.repeat} runs of each, alternating)" if args.repeat > 1 else ""
+    markdown = (table(rows) + f"\n\nThe data layers against the floor{medians}:\n\n" + layers_table(rows)
                 + "\n\nTrain and publish as customers grow:\n\n" + customers_table(rows)
                 + f"\n\nAn incremental run: bronze and silver again, {INCREMENT_FILES} new landing files after the "
                   f"full run:\n\n" + increment_table(rows))
@@ -323,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         update_benchmarks_md(markdown, record)
     return 0 if all(r["product"]["exit_code"] == 0 and r["increment"]["exit_code"] in (0, None)
                     for r in rows) else 1
+
+
+def without_output(value):
+    """A result as the JSON keeps it: every process's output left out."""
+    if isinstance(value, dict):
+        return {k: without_output(v) for k, v in value.items() if k != "output"}
+    return [without_output(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
 def increment_table(rows: list[dict]) -> str:

@@ -65,6 +65,11 @@ def test_harness_measures_time_and_memory_of_a_process_tree():
     product_only = table([{**row, "pyspark_peer": NOT_RUN, "pandas_sklearn": NOT_RUN, "ratio_peer": None}])
     assert product_only.count("not run") == 2
     assert layers_table([{**row, "floor": NOT_RUN}]).count("\n") == 1, "no floor, no row"
+    slower_floor = {**floor_run, "detail": {"timings": {"bronze": 1.0, "silver": 2.0, "gold": 1.0}}}
+    repeated = layers_table([{**row, "runs": [(row["product"], floor_run), (row["product"], slower_floor),
+                                              (row["product"], failed)]}])
+    assert "| tiny | 1.0 / 0.8 = 1.3 (1.0–2.0 in 2 runs) | 3.0 / 2.0 = 1.5 (1.5–1.5 in 2 runs) |" in repeated, \
+        "medians of the runs that finished, and the range of their ratios"
     grown = {**row, "product": {**row["product"], "customers": 2000, "peak_rss_gib_by_task": {"train": 1.5},
                                 "tasks": {"train": 10.0, "publish": 2.0}}}
     assert "| tiny | 2,000 | 10.0 | 5.00 | 1.5 | 2.0 | 1.00 |" in customers_table([grown])
