@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, PipelineError
-from .tables import OPTIONAL_SOURCES, TableNames, customer_features
+from .tables import OPTIONAL_SOURCES, TableNames, customer_features, table
 
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 ALGORITHMS = ("kmeans", "bisecting_kmeans", "gaussian_mixture")
@@ -247,8 +247,10 @@ def task_parameters(task: str) -> tuple[str, ...]:
     return tuple(p.name for p in PARAMS if task in p.tasks and not p.local)
 
 
-MAX_QUANTITY = 2**31 - 1
-MAX_LINE_AMOUNT = 10**14
+# What a kept line's quantity and amount can be, from silver.orders' column types.
+QUANTITY_TYPE, AMOUNT_TYPE = (table("orders").column(name).type for name in ("quantity", "line_amount"))
+MAX_QUANTITY = {"int": 2**31 - 1, "bigint": 2**63 - 1}[QUANTITY_TYPE.simpleString()]
+MAX_LINE_AMOUNT = 10 ** (AMOUNT_TYPE.precision - AMOUNT_TYPE.scale)
 
 
 def _validate(settings) -> None:
@@ -272,16 +274,16 @@ def _validate(settings) -> None:
         raise ConfigError("clv_horizon_days", f"{settings.clv_horizon_days} is outside 1-3650 days")
     if settings.clv_holdout_days < 1:
         raise ConfigError("clv_holdout_days", f"{settings.clv_holdout_days} must be at least 1 day")
-    # The limits bound what a kept line's columns must hold: quantity an int, line_amount a
-    # decimal(18,4), which Spark keeps in a long (a wider one is a BigDecimal per line in every
-    # read and write). A unit price computed from an amount is rounded, hence the extra 0.0001.
+    # The limits bound what a kept line's columns must hold (line_amount narrow enough for Spark to
+    # keep in a long: a wider decimal is a BigDecimal per line in every read and write). A unit
+    # price computed from an amount is rounded, hence the extra 0.0001.
     if settings.max_abs_quantity > MAX_QUANTITY:
-        raise ConfigError("max_abs_quantity", f"{settings.max_abs_quantity:,.0f} is above {MAX_QUANTITY:,}, "
-                                              "the largest quantity silver.orders holds (an int)")
+        raise ConfigError("max_abs_quantity", f"{settings.max_abs_quantity:,.0f} is above {MAX_QUANTITY:,}, the "
+                                              f"largest quantity silver.orders holds ({QUANTITY_TYPE.simpleString()})")
     if (settings.max_unit_price + 0.0001) * settings.max_abs_quantity >= MAX_LINE_AMOUNT:
         raise ConfigError("max_unit_price", f"{settings.max_unit_price:,.10g} x max_abs_quantity "
                                             f"{settings.max_abs_quantity:,.10g} reaches {MAX_LINE_AMOUNT:,}, beyond "
-                                            "the line amounts silver.orders holds (decimal(18,4))")
+                                            f"the line amounts silver.orders holds ({AMOUNT_TYPE.simpleString()})")
 
 
 class _SettingsMethods:
