@@ -1,6 +1,7 @@
 """Table writers and counts: a first write creates the table with its comments, later writes replace
-rows; reconciliation compares three counts."""
+rows; reconciliation compares three counts; a reference date is checked before the first write."""
 
+import datetime as dt
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -10,9 +11,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType, IntegerType, StringType
 
 from customer_segmentation.core.delta import create_table_if_missing, ensure_schemas, overwrite_table
-from customer_segmentation.core.errors import PipelineError
+from customer_segmentation.core.errors import ConfigError, PipelineError
 from customer_segmentation.core.tables import Column, TableSpec, table
-from customer_segmentation.ops.jobs import run_task
+from customer_segmentation.ops.jobs import check_as_of_date_before_any_write, run_task
 from customer_segmentation.silver.quarantine import reconcile_counts
 from testkit import copy_files
 
@@ -95,3 +96,19 @@ def test_silver_appends_to_an_orders_table_created_with_the_earlier_wider_amount
     assert kept.schema["line_amount"].dataType == DecimalType(24, 4)
     assert kept.count() > 0
     assert kept.where(F.col("line_amount") != F.col("quantity") * F.col("unit_price")).isEmpty()
+
+
+def test_a_reference_date_before_the_first_kept_line_is_refused_before_anything_is_written(spark, make_settings):
+    # An empty state: the date is checked against the lines silver would keep, read from the
+    # landing files. A rejected line (zero quantity) dated earlier does not count.
+    settings = make_settings(as_of_date=dt.date(2010, 6, 1))
+    landing = Path(settings.landing_path)
+    landing.mkdir(parents=True)
+    (landing / "2011-01-04.csv").write_text(
+        "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536001,85123A,HEART HOLDER,0,2009-01-05 10:00:00,2.55,17850.0,United Kingdom\n"
+        "536002,85123A,HEART HOLDER,6,2011-01-04 10:00:00,2.55,17850.0,United Kingdom\n")
+    with pytest.raises(ConfigError, match=r"2010-06-01 is not after the first invoice \(2011-01-04\)"):
+        check_as_of_date_before_any_write(spark, settings)
+    assert not spark.catalog.tableExists(settings.tables.transactions_raw)
+    check_as_of_date_before_any_write(spark, settings.replace(as_of_date=dt.date(2011, 1, 5)))
