@@ -12,7 +12,7 @@ from customer_segmentation.core.settings import Settings
 from customer_segmentation.core.tables import table
 from customer_segmentation.ingest.source_profiles import TRANSACTIONS, load_profile, parse_profile
 from customer_segmentation.silver.cleaning import ISO_PATTERN, parse_timestamp
-from customer_segmentation.silver.orders import classify, judge, to_orders, to_quarantine
+from customer_segmentation.silver.orders import classify, judge, to_orders, to_quarantine, with_reject_details
 from customer_segmentation.silver.quarantine import mark_duplicates
 
 GOOD = dict(invoice_no="536365", stock_code="85123A", description="WHITE HEART", quantity="6",
@@ -192,8 +192,8 @@ def test_only_lines_whose_content_repeats_are_compared_and_the_verdicts_are_thos
     earlier = classified(spark, [{**GOOD, "quantity": "3", "_line_id": "kept"},
                                  {**GOOD, "quantity": "4", "_line_id": "first"}])
     existing = to_orders(earlier).select("_content_hash", "_line_id", "_source_file")
-    every_line = classify(bronze_frame(spark, [dict(r) for r in rows]), load_profile("uci"), Settings(),
-                          cleaning_rules())
+    how = (load_profile("uci"), Settings(), cleaning_rules())  # the profile, settings and rules classify applies
+    every_line = with_reject_details(classify(bronze_frame(spark, [dict(r) for r in rows]), *how), *how)
 
     def verdicts(marked):
         return sorted((r["_line_id"], r["reject_reason"], r["reject_detail"]) for r in marked.collect())
@@ -204,8 +204,8 @@ def test_only_lines_whose_content_repeats_are_compared_and_the_verdicts_are_thos
     compared_all = verdicts(mark_duplicates(every_line, existing))
     assert verdicts(classified(spark, rows, existing=existing)) == compared_all
     bronze = bronze_frame(spark, [dict(r) for r in rows])
-    assert verdicts(all_lines(judge(bronze, existing, load_profile("uci"), Settings(), cleaning_rules(), hold,
-                                    max_shared=1))) == compared_all, "more shared contents than the limit: same"
+    assert verdicts(all_lines(judge(bronze, existing, *how, hold, max_shared=1))) == compared_all, \
+        "more shared contents than the limit: same"
     assert [(i, r) for i, r, _ in compared_all] == [
         ("a", None), ("again", "duplicate_line"), ("b", "duplicate_line"), ("c", "zero_quantity"),
         ("d", "zero_quantity"), ("e", None), ("f", "invalid_quantity"), ("kept", None)]

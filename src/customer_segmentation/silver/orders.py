@@ -28,6 +28,7 @@ from .quarantine import (
     first_failure,
     mark_duplicates,
     mark_redelivered_files,
+    reject_detail,
     rejects_by_reason,
 )
 
@@ -46,12 +47,57 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     """Type every bronze line and give it a reject reason (null = valid), duplicates aside.
 
     Pure transform: the bronze columns stay as they are, typed columns are added next to them.
-    Lines that come with their `_content_hash` (as `judge` gives them) keep it.
+    Lines that come with their `_content_hash` (as `judge` gives them) keep it. `reject_detail` is
+    left null: `with_reject_details` words it for the rejected lines alone. That code runs on a few
+    lines in a hundred; in the pass over every line it made the JIT compile the pass's one large
+    method again for each kind of reject it met for the first time (BENCHMARKS.md).
     """
-    # In three projections: the parsed values, then the reject reason, then the typed columns. The
-    # reason and its detail test the parsed values a dozen times and every typed column tests the
-    # reason; Spark does not merge a projection into the next when that would repeat an expensive
-    # expression, so each is computed once per line (as one projection, 3.5 times slower).
+    parsed, checks = _parsed(bronze, profile, settings, rules)
+    reason, _ = first_failure(checks)
+    judged = parsed.select("*", reason.alias("reject_reason"), F.lit(None).cast("string").alias("reject_detail"))
+
+    typed_valid = F.col("reject_reason").isNull()
+    invoice, quantity_big, timestamp, unit_price, amount, customer, is_cancellation = (
+        F.col(c) for c in ("__invoice_no", "__quantity", "__timestamp", "__unit_price", "__amount", "__customer_id",
+                           "__is_cancellation"))
+    return judged.select(
+        *[c for c in bronze.columns if c != "_content_hash"],
+        F.when(typed_valid, invoice).alias("_invoice_no"),
+        F.when(typed_valid, F.trim("stock_code")).alias("_stock_code"),
+        F.when(typed_valid, F.trim("description")).alias("_description"),
+        F.when(typed_valid, quantity_big.cast("int")).alias("_quantity"),
+        F.when(typed_valid, timestamp).alias("_invoice_timestamp"),
+        F.when(typed_valid, unit_price.cast(PRICE)).alias("_unit_price"),
+        F.when(typed_valid, amount.cast(AMOUNT)).alias("_line_amount"),
+        customer.alias("_customer_id"),
+        F.coalesce(F.nullif(F.trim("country"), F.lit("")), F.lit("Unknown")).alias("_country"),
+        is_cancellation.alias("_is_cancellation"),
+        is_product_code(F.col("stock_code"), rules).alias("_is_product"),
+        (F.col("_content_hash") if "_content_hash" in bronze.columns else _content_hash(profile))
+        .alias("_content_hash"),
+        "reject_reason",
+        "reject_detail",
+    )
+
+
+def with_reject_details(classified: DataFrame, profile: SourceProfile, settings: Settings,
+                        rules: CleaningRules) -> DataFrame:
+    """`classified` (lines of `classify`, their raw columns kept) with the `reject_detail` of each line
+    that `classify` rejected, worded from its raw values again; other details kept as they are."""
+    parsed, checks = _parsed(classified, profile, settings, rules)
+    detail = F.coalesce("reject_detail", reject_detail(F.col("reject_reason"), checks))
+    return parsed.select(*[detail.alias(c) if c == "reject_detail" else c for c in classified.columns])
+
+
+def _parsed(bronze: DataFrame, profile: SourceProfile, settings: Settings,
+            rules: CleaningRules) -> tuple[DataFrame, list[Check]]:
+    """The bronze lines with their values parsed (columns `__<name>`), and the checks of the reject
+    reasons over them, in the registry's order."""
+    # In projections: the parsed values, then what is derived from them (and the reason and typed
+    # columns in `classify`). The reason and its detail test the parsed values a dozen times and
+    # every typed column tests the reason; Spark does not merge a projection into the next when that
+    # would repeat an expensive expression, so each is computed once per line (as one projection,
+    # 3.5 times slower).
     quantity_text = F.trim("quantity")
     uses_amount = profile.source_for("unit_price") is None
     price_text = F.trim("line_amount" if uses_amount else "unit_price")
@@ -77,8 +123,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     is_cancellation = F.upper(invoice).startswith("C") | (quantity_big < 0)
     derived = parsed.select("*", unit_price.alias("__unit_price"), amount.alias("__amount"),
                             invoice.alias("__invoice_no"), is_cancellation.alias("__is_cancellation"))
-    unit_price, amount, invoice, is_cancellation = (
-        F.col(c) for c in ("__unit_price", "__amount", "__invoice_no", "__is_cancellation"))
+    unit_price, is_cancellation = F.col("__unit_price"), F.col("__is_cancellation")
     price_label = "amount" if uses_amount else "unit price"
     source = {c: profile.source_for(c) for c in TRANSACTIONS.columns}
 
@@ -88,7 +133,7 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
     for column in reversed(required):
         missing = F.when(is_blank(F.col(column)), F.lit(f"{source[column]} is empty")).otherwise(missing)
     future_limit = F.date_add(F.to_date("_ingested_at"), rules.future_tolerance_days)
-    reason_checks: list[Check] = [
+    checks: list[Check] = [
         ("malformed_line", F.col("_malformed").isNotNull(), F.col("_malformed")),
         ("missing_value", missing.isNotNull(), missing),
         ("invalid_quantity", quantity_big.isNull(),
@@ -114,29 +159,8 @@ def classify(bronze: DataFrame, profile: SourceProfile, settings: Settings, rule
          F.format_string("invoice date %s is before %s or after the day it was ingested",
                          F.date_format(timestamp, "yyyy-MM-dd"), F.lit(rules.earliest_plausible_date.isoformat()))),
     ]
-    assert [code for code, _, _ in reason_checks] == list(REJECT_REASONS[:-1]), "checks in the registry's order"
-    reason, detail = first_failure(reason_checks)
-    judged = derived.select("*", reason.alias("reject_reason"), detail.alias("reject_detail"))
-
-    typed_valid = F.col("reject_reason").isNull()
-    return judged.select(
-        *[c for c in bronze.columns if c != "_content_hash"],
-        F.when(typed_valid, invoice).alias("_invoice_no"),
-        F.when(typed_valid, F.trim("stock_code")).alias("_stock_code"),
-        F.when(typed_valid, F.trim("description")).alias("_description"),
-        F.when(typed_valid, quantity_big.cast("int")).alias("_quantity"),
-        F.when(typed_valid, timestamp).alias("_invoice_timestamp"),
-        F.when(typed_valid, unit_price.cast(PRICE)).alias("_unit_price"),
-        F.when(typed_valid, amount.cast(AMOUNT)).alias("_line_amount"),
-        customer.alias("_customer_id"),
-        F.coalesce(F.nullif(F.trim("country"), F.lit("")), F.lit("Unknown")).alias("_country"),
-        is_cancellation.alias("_is_cancellation"),
-        is_product_code(F.col("stock_code"), rules).alias("_is_product"),
-        (F.col("_content_hash") if "_content_hash" in bronze.columns else _content_hash(profile))
-        .alias("_content_hash"),
-        "reject_reason",
-        "reject_detail",
-    )
+    assert [code for code, _, _ in checks] == list(REJECT_REASONS[:-1]), "checks in the registry's order"
+    return derived, checks
 
 
 class Verdicts(NamedTuple):
@@ -204,7 +228,7 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
                 kept_sharing = existing.join(shared, key == F.col("_key"), "left_semi")
     held = hold(_staged(classified.withColumn("_undecided", undecided)))
     undecided, rejected = F.col("_undecided"), F.col("reject_reason").isNotNull()
-    revisited = held.where(undecided | rejected)
+    revisited = with_reject_details(held.where(undecided | rejected), profile, settings, rules)
     if revisit:  # a rejected line not undecided shares its content with no line
         revisited = mark_duplicates(revisited, kept_sharing)
     revisited = hold(revisited.drop("_undecided"))

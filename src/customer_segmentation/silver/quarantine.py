@@ -25,6 +25,14 @@ def first_failure(checks: list[Check]) -> tuple[Column, Column]:
     return reason, detail
 
 
+def reject_detail(reason: Column, checks: list[Check]) -> Column:
+    """The detail of the check whose reason `reason` is (as `first_failure` gives it); null for any other."""
+    detail = F.lit(None).cast("string")
+    for code, _, why in reversed(checks):
+        detail = F.when(reason == F.lit(code), why).otherwise(detail)
+    return detail
+
+
 def content_hash(columns: tuple[str, ...], key: tuple[str, ...] | None = None) -> Column:
     """Duplicate key: the given fields as they arrived (null and empty kept apart); with `key`,
     only its fields count (the others hash as null)."""
