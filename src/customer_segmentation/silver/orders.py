@@ -93,11 +93,10 @@ def _parsed(bronze: DataFrame, profile: SourceProfile, settings: Settings,
             rules: CleaningRules) -> tuple[DataFrame, list[Check]]:
     """The bronze lines with their values parsed (columns `__<name>`), and the checks of the reject
     reasons over them, in the registry's order."""
-    # In projections: the parsed values, then what is derived from them (and the reason and typed
-    # columns in `classify`). The reason and its detail test the parsed values a dozen times and
-    # every typed column tests the reason; Spark does not merge a projection into the next when that
-    # would repeat an expensive expression, so each is computed once per line (as one projection,
-    # 3.5 times slower).
+    # In projections: the parsed values, then what is derived from them (then, in `classify`, the
+    # reason and the typed columns). The reason tests the parsed values a dozen times and every typed
+    # column tests the reason; Spark does not merge a projection into the next when that would repeat
+    # an expensive expression, so each is computed once per line (as one projection, 3.5 times slower).
     quantity_text = F.trim("quantity")
     uses_amount = profile.source_for("unit_price") is None
     price_text = F.trim("line_amount" if uses_amount else "unit_price")
