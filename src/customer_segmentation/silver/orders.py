@@ -181,10 +181,10 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
     not shuffled to find them: one aggregation of a 64-bit key of each line's content, and
     the kept lines with a key of the batch's (held), find the contents that more than one line
     may share. Only the lines with those are ordered within their content, read back from the held
-    lines with the rejected ones and held again, so the quarantine reads a small frame. A
-    collision of the 64-bit hashes only adds lines to those compared exactly. With more than
-    `max_shared` such contents (a batch delivered again), every line is ordered within its content
-    before it is held.
+    lines with the rejected ones and held again, so the quarantine reads a small frame; the rejected
+    lines get their details there (`with_reject_details`). A collision of the 64-bit hashes only
+    adds lines to those compared exactly. With more than `max_shared` such contents (a batch
+    delivered again), every line is ordered within its content before it is held.
     """
     undecided = F.lit(False)  # a line whose verdict waits for its content's other lines
     revisit = False  # whether the undecided and rejected lines are ordered within their content
