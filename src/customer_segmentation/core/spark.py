@@ -105,6 +105,9 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
         .config("spark.sql.sources.parallelPartitionDiscovery.threshold", "100000")
         # Files split into at least four tasks a core: two cores no longer wait on one large last task.
         .config("spark.sql.files.minPartitionNum", str(4 * (os.cpu_count() or 1)))
+        # Generated classes are kept by their code: a job compiles about a thousand distinct ones
+        # (gold about 400), and with the default 100 a task compiled again classes it had evicted.
+        .config("spark.sql.codegen.cache.maxEntries", "1000")
         .enableHiveSupport()
     )
     for key, value in DELTA_CONFIGS.items():
