@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -11,6 +12,10 @@ from pathlib import Path
 
 import mlflow
 
+from customer_segmentation.core.delta import overwrite_table
+from customer_segmentation.core.rules import rfm_rules
+from customer_segmentation.core.tables import table
+from customer_segmentation.gold.rfm import rfm_segments
 from customer_segmentation.models import tracking
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,6 +25,21 @@ FIGURES = {"elbow_wcss.png", "metrics_by_k.png", "segment_sizes.png", "segment_p
 # Few candidates keep the fault-suite jobs short; what they check does not depend on the model search.
 SMALL_JOB = {"k_min": 2, "k_max": 2, "algorithms": ("kmeans",), "kmeans_starts": 1}
 FOUR_METRICS = {"silhouette_sq_euclidean", "davies_bouldin", "calinski_harabasz", "wcss"}
+CUSTOMER_FEATURES, RFM_SEGMENTS = table("customer_features").spec(), table("rfm_segments").spec()
+
+
+def features_table(spark, settings, rows):
+    """Write a hand-made gold.customer_features: rows of (customer, recency, frequency, monetary)."""
+    records = []
+    for customer, recency, frequency, monetary in rows:
+        records.append((customer, recency, frequency, float(monetary), float(monetary), 0.0,
+                        float(monetary) / max(frequency, 1), dt.date(2011, 1, 1), dt.date(2011, 12, 1), 300,
+                        frequency, 0.0, 30.0, "United Kingdom", dt.date(2011, 12, 10)))
+    schema = CUSTOMER_FEATURES.schema
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{settings.gold_schema}")
+    overwrite_table(spark, settings.tables.customer_features, spark.createDataFrame(records, schema), CUSTOMER_FEATURES)
+    segments = rfm_segments(spark.table(settings.tables.customer_features), rfm_rules(), "No Net Purchases")
+    overwrite_table(spark, settings.tables.rfm_segments, segments, RFM_SEGMENTS)
 
 
 def parent_and_children(settings, task: str = "train"):

@@ -6,27 +6,10 @@ import pytest
 
 from customer_segmentation.core.delta import overwrite_table
 from customer_segmentation.core.errors import UserError
-from customer_segmentation.core.rules import rfm_rules
-from customer_segmentation.core.tables import table
-from customer_segmentation.gold.rfm import rfm_segments
 from customer_segmentation.ops.jobs import run_task
+from testkit import features_table
 
 pytestmark = pytest.mark.faults
-CUSTOMER_FEATURES, RFM_SEGMENTS = table("customer_features").spec(), table("rfm_segments").spec()
-
-
-def features_table(spark, settings, rows):
-    """Write a hand-made gold.customer_features: rows of (customer, recency, frequency, monetary)."""
-    records = []
-    for customer, recency, frequency, monetary in rows:
-        records.append((customer, recency, frequency, float(monetary), float(monetary), 0.0,
-                        float(monetary) / max(frequency, 1), dt.date(2011, 1, 1), dt.date(2011, 12, 1), 300,
-                        frequency, 0.0, 30.0, "United Kingdom", dt.date(2011, 12, 10)))
-    schema = CUSTOMER_FEATURES.schema
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {settings.catalog}.{settings.gold_schema}")
-    overwrite_table(spark, settings.tables.customer_features, spark.createDataFrame(records, schema), CUSTOMER_FEATURES)
-    segments = rfm_segments(spark.table(settings.tables.customer_features), rfm_rules(), "No Net Purchases")
-    overwrite_table(spark, settings.tables.rfm_segments, segments, RFM_SEGMENTS)
 
 
 def value_without_orders(spark, settings):

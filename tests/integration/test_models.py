@@ -5,7 +5,9 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from customer_segmentation.core.settings import ALGORITHMS
-from testkit import check_tracking
+from customer_segmentation.models.task import search_sample
+from customer_segmentation.ops.jobs import run_task
+from testkit import check_tracking, features_table, parent_and_children
 
 
 def test_one_parent_run_with_a_nested_run_per_candidate(synthetic_job):
@@ -66,3 +68,29 @@ def test_the_registered_champion_scores_through_mlflow_pyfunc_as_published(spark
                  .orderBy("customer_id").select(*inputs, "segment_id").toPandas())
     predicted = model.predict(published[inputs])
     assert [int(p) for p in predicted] == published["segment_id"].tolist()
+
+
+def test_many_customers_are_searched_on_a_seeded_sample_and_the_champion_measured_on_all(spark, make_settings):
+    settings = make_settings(k_min=2, k_max=3, algorithms=("kmeans",), kmeans_starts=1, search_sample_size=200)
+    # Three behaviours, each spread a little.
+    features_table(spark, settings, [(f"c{i}", 10 + 100 * (i % 3) + i % 7, 1 + 5 * (i % 3) + i % 2,
+                                      100 * (1 + 10 * (i % 3)) + i % 11) for i in range(600)])
+    run_task(spark, settings, "train")
+    parent = parent_and_children(settings)[1]
+    assert parent.data.params["customers"] == "600"
+    assert 150 <= int(parent.data.params["search_customers"]) <= 250
+    champion = spark.table(settings.tables.clustering_metrics).where("is_champion").first()
+    # The table compares the candidates on the sample; the champion's own metrics cover everyone.
+    assert parent.data.metrics["champion_wcss"] > 2 * champion["wcss"] > 0
+
+    customers = spark.range(10_000).selectExpr("CAST(id AS STRING) AS customer_id")
+    sample, size = search_sample(customers, 10_000, settings.replace(search_sample_size=1_000))
+    ids = {r[0] for r in sample.collect()}
+    assert len(ids) == size and 900 <= size <= 1_100
+    # The same customers on a rerun, and most of them again when the customers grow.
+    assert {r[0] for r in search_sample(customers, 10_000, settings.replace(search_sample_size=1_000))[0]
+            .collect()} == ids
+    grown = spark.range(11_000).selectExpr("CAST(id AS STRING) AS customer_id")
+    assert len(ids & {r[0] for r in search_sample(grown, 11_000, settings.replace(search_sample_size=1_100))[0]
+                      .collect()}) == size
+    assert search_sample(customers, 10_000, settings.replace(search_sample_size=0))[0] is customers

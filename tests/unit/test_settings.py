@@ -42,6 +42,7 @@ def test_identifiers_are_checked_when_built_directly_too():
     ({"model_name": "main.gold.bad-name"}, "model_name", "not a valid identifier"),
     ({"seed": "x"}, "seed", "not a whole number"),
     ({"kmeans_starts": "0"}, "kmeans_starts", "outside 1-50"),
+    ({"search_sample_size": "50"}, "search_sample_size", "below 100 customers (0 searches on every customer)"),
     ({"no_such_setting": "1"}, "no_such_setting", "not a known setting"),
     ({"max_abs_quantity": "3000000000"}, "max_abs_quantity", "above 2,147,483,647"),
     ({"max_unit_price": "1e8"}, "max_unit_price", "beyond the line amounts silver.orders holds"),

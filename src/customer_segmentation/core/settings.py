@@ -203,6 +203,10 @@ PARAMS: tuple[Param, ...] = (
     Param("max_feature_correlation", "0.95",
           "features more correlated than this with an earlier feature are dropped before training "
           "(1 keeps all)", _number(0.0, 1.0, "high"), tasks=("train",)),
+    Param("search_sample_size", "20000",
+          "model search: with more modelled customers than this, the candidates are fitted and measured on a "
+          "seeded sample of about this many (the same customers from one run to the next), and the champion "
+          "segments everyone (0: always every customer)", _parse_int, tasks=("train",)),
     Param("silhouette_sample_size", "2000",
           "customers sampled for the Euclidean silhouette reported next to the exact squared one", _parse_int,
           tasks=("train",)),
@@ -268,6 +272,9 @@ def _validate(settings) -> None:
         raise ConfigError("features", "is empty")
     if not 1 <= settings.kmeans_starts <= 50:
         raise ConfigError("kmeans_starts", f"{settings.kmeans_starts} is outside 1-50")
+    if settings.search_sample_size and settings.search_sample_size < 100:
+        raise ConfigError("search_sample_size", f"{settings.search_sample_size} is below 100 customers "
+                                                 "(0 searches on every customer)")
     if settings.silhouette_sample_size < 10:
         raise ConfigError("silhouette_sample_size", f"{settings.silhouette_sample_size} is below 10")
     if not 1 <= settings.clv_horizon_days <= 3650:

@@ -27,7 +27,7 @@ from ..core.settings import Settings
 from ..core.tables import Column, table
 from ..gold.features import has_net_purchases
 from . import figures, metrics, segment_statistics, tracking
-from .fitting import fit_one, measure, model_inputs, number_segments
+from .fitting import Fitted, fit_one, measure, model_inputs, number_segments
 from .preparation import FeaturePlan, plan_features, preparation_pipeline, select_features
 from .selection import Candidate, SelectionRule
 
@@ -162,6 +162,9 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     partitions = max(1, math.ceil(customers / CUSTOMERS_PER_PARTITION))
     prepared = (preparation.transform(feature_table).select("customer_id", "features", "monetary")
                 .orderBy("customer_id").coalesce(partitions).localCheckpoint(eager=True))
+    searched, searched_customers = search_sample(prepared, customers, settings)
+    if searched_customers < customers:
+        say(f"[train] model search on a sample of {searched_customers:,} of the {customers:,} customers")
     rule = SelectionRule(settings.min_segment_share, settings.min_segment_revenue_share, settings.selection_tolerance)
     with tracking.task_run(settings, "train", f"segmentation as of {as_of_date}") as parent:
         mlflow.log_params({
@@ -170,13 +173,14 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             "features_dropped": ",".join(dropped) or "none", "k_min": settings.k_min, "k_max": settings.k_max,
             "algorithms": ",".join(settings.algorithms), "kmeans_starts": settings.kmeans_starts,
             "seed": settings.seed, "customers": customers, "customers_without_net_purchases": left_out,
+            "search_customers": searched_customers,
             "feature_table": tables.customer_features,
             "feature_table_version": table_version(spark, tables.customer_features),
             "selection_rule": rule.describe()[:6000], "job_run_id": settings.run_id,
         })
         mlflow.log_dict({"kept": kept, "dropped": dropped, "plan": dataclasses.asdict(plan)},
                         "feature_selection.json")
-        candidates, models, run_ids = fit_candidates(prepared, customers, plan.dimensions, settings)
+        candidates, models, run_ids = fit_candidates(searched, searched_customers, plan.dimensions, settings)
         champion, reason, fallback = rule.choose(candidates, settings.algorithms)
         frame = metrics_frame(candidates, run_ids, champion, rule)
         _log_sweep_artifacts(frame)
@@ -189,11 +193,34 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         say(f"[train] champion: {reason}")
         mlflow.set_tags({"champion": candidates[champion].label, "selection_reason": reason[:5000],
                          "selection_fallback": str(fallback).lower()})
-        mlflow.log_text(f"{rule.describe()}\n\nChosen: {reason}\n", "selection.txt")
+        searched_on = (f"\n\nThe candidates were fitted and measured on a seeded sample of {searched_customers:,} "
+                       f"of the {customers:,} modelled customers (search_sample_size); the champion segments all."
+                       if searched_customers < customers else "")
+        mlflow.log_text(f"{rule.describe()}\n\nChosen: {reason}{searched_on}\n", "selection.txt")
+        chosen = candidates[champion]
+        if searched_customers < customers:  # the champion's own metrics, on every customer it segments
+            chosen = measure(prepared, [Fitted(chosen, models[champion])], plan.dimensions)[0].candidate
         version = _log_champion(spark, settings, feature_table, plan, preparation, models[champion],
-                                prepared, candidates[champion])
+                                prepared, chosen)
         mlflow.set_tag("registered_model_version", version)
     return {tables.clustering_metrics: rows}
+
+
+def search_sample(prepared: DataFrame, customers: int, settings: Settings) -> tuple[DataFrame, int]:
+    """The customers the model search fits and measures its candidates on, and how many.
+
+    The sweep's time grows with every customer, while past a few tens of thousands more of them
+    did not change which candidate wins (BENCHMARKS.md). Beyond `search_sample_size` customers the
+    search takes a seeded sample of about that many, drawn by a hash of the customer id: a rerun
+    fits the same customers, and a customer in today's sample stays in it as others arrive.
+    """
+    size = settings.search_sample_size
+    if not size or customers <= size:
+        return prepared, customers
+    per_million = round(1_000_000 * size / customers)
+    sample = (prepared.where(F.pmod(F.xxhash64("customer_id", F.lit(settings.seed)), F.lit(1_000_000)) < per_million)
+              .coalesce(math.ceil(size / CUSTOMERS_PER_PARTITION)).localCheckpoint(eager=True))
+    return sample, sample.count()
 
 
 def _log_sweep_artifacts(frame: pd.DataFrame) -> None:
