@@ -59,8 +59,8 @@ def test_mlflow_run_parameters_are_settings_not_environment(small_reference):
     settings = small_reference
     _, parent, _ = parent_and_children(settings)
     allowed = {"source", "source_profile", "as_of_date", "features", "features_dropped", "k_min", "k_max",
-               "algorithms", "kmeans_starts", "seed", "customers", "customers_without_net_purchases", "feature_table",
-               "feature_table_version", "selection_rule", "job_run_id"}
+               "algorithms", "kmeans_starts", "seed", "customers", "customers_without_net_purchases",
+               "search_customers", "feature_table", "feature_table_version", "selection_rule", "job_run_id"}
     assert set(parent.data.params) <= allowed
     assert json.loads(json.dumps(parent.data.params))  # plain strings only
     assert mlflow.get_tracking_uri().startswith("sqlite:")

@@ -87,7 +87,7 @@ def test_many_customers_are_searched_on_a_seeded_sample_and_the_champion_measure
     sample, size = search_sample(customers, 10_000, settings.replace(search_sample_size=1_000))
     ids = {r[0] for r in sample.collect()}
     assert len(ids) == size and 900 <= size <= 1_100
-    # The same customers on a rerun, and most of them again when the customers grow.
+    # The same customers on a rerun, and each of them again when more arrive at the same rate.
     assert {r[0] for r in search_sample(customers, 10_000, settings.replace(search_sample_size=1_000))[0]
             .collect()} == ids
     grown = spark.range(11_000).selectExpr("CAST(id AS STRING) AS customer_id")
