@@ -81,6 +81,10 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
         # BENCHMARKS.md.
         "-XX:+UseParallelGC -XX:CompileThresholdScaling=3 -XX:-DontCompileHugeMethods",
         "-XX:MaxInlineLevel=6 -XX:FreqInlineSize=100 -XX:InlineSmallCode=1000",
+        # Hadoop's local file system runs a command for every file it creates (chmod) and every
+        # link it checks (readlink): about a thousand a job. vfork starts each for less than the
+        # default posix_spawn, which runs a helper program first.
+        "-Djdk.lang.Process.launchMechanism=VFORK",
         *class_sharing_options(record_classes_to),
     ])
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -108,6 +112,11 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
         # Generated classes are kept by their code: a job compiles about a thousand distinct ones
         # (gold about 400), and with the default 100 a task compiled again classes it had evicted.
         .config("spark.sql.codegen.cache.maxEntries", "1000")
+        # Delta's default log store for local paths commits through Hadoop's FileContext, whose
+        # rename checks both paths for links with readlink. On a local disk that rename is a check
+        # and a rename either way; LocalLogStore does the same through FileSystem, under a lock
+        # per JVM, without the readlink commands.
+        .config("spark.delta.logStore.file.impl", "io.delta.storage.LocalLogStore")
         .enableHiveSupport()
     )
     for key, value in DELTA_CONFIGS.items():
