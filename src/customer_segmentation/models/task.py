@@ -163,7 +163,8 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
     prepared = (preparation.transform(feature_table).select("customer_id", "features", "monetary")
                 .orderBy("customer_id").coalesce(partitions).localCheckpoint(eager=True))
     searched, searched_customers = search_sample(prepared, customers, settings)
-    if searched_customers < customers:
+    sampled = searched_customers < customers
+    if sampled:
         say(f"[train] model search on a sample of {searched_customers:,} of the {customers:,} customers")
     rule = SelectionRule(settings.min_segment_share, settings.min_segment_revenue_share, settings.selection_tolerance)
     with tracking.task_run(settings, "train", f"segmentation as of {as_of_date}") as parent:
@@ -195,10 +196,10 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
                          "selection_fallback": str(fallback).lower()})
         searched_on = (f"\n\nThe candidates were fitted and measured on a seeded sample of {searched_customers:,} "
                        f"of the {customers:,} modelled customers (search_sample_size); the champion segments all."
-                       if searched_customers < customers else "")
+                       if sampled else "")
         mlflow.log_text(f"{rule.describe()}\n\nChosen: {reason}{searched_on}\n", "selection.txt")
         chosen = candidates[champion]
-        if searched_customers < customers:  # the champion's own metrics, on every customer it segments
+        if sampled:  # the champion's own metrics, on every customer it segments
             chosen = measure(prepared, [Fitted(chosen, models[champion])], plan.dimensions)[0].candidate
         version = _log_champion(spark, settings, feature_table, plan, preparation, models[champion],
                                 prepared, chosen)
