@@ -98,6 +98,32 @@ def test_silver_appends_to_an_orders_table_created_with_the_earlier_wider_amount
     assert kept.where(F.col("line_amount") != F.col("quantity") * F.col("unit_price")).isEmpty()
 
 
+def test_silver_goes_on_with_an_orders_table_created_before_its_content_key(spark, make_settings, synthetic_data):
+    # Such a table keeps its columns, and a batch finds the kept lines it repeats by their content hash.
+    settings = make_settings()
+    ensure_schemas(spark, settings)
+    spec = table("orders").spec()
+    create_table_if_missing(spark, settings.tables.orders,
+                            replace(spec, columns=tuple(c for c in spec.columns if c.name != "_content_key")))
+    first = sorted((synthetic_data / "transactions").glob("*.csv"))[0]
+    landing = Path(settings.landing_path)
+    copy_files([first], landing)
+    for task in ("bronze", "silver"):
+        run_task(spark, settings, task)
+    kept = spark.table(settings.tables.orders).count()
+    [kept_from] = [r[0] for r in spark.table(settings.tables.orders).select("_source_file").distinct().collect()]
+    (landing / f"again-{first.name}").write_bytes(first.read_bytes())  # every line of it delivered again
+    for task in ("bronze", "silver"):
+        run_task(spark, settings, task)
+
+    assert "_content_key" not in spark.table(settings.tables.orders).columns
+    assert spark.table(settings.tables.orders).count() == kept > 0
+    again = F.col("_source_file").endswith(f"again-{first.name}")
+    repeats = spark.table(settings.tables.orders_quarantine).where(
+        again & (F.col("reject_detail") == f"exact duplicate of a line kept from {kept_from}"))
+    assert repeats.count() == spark.table(settings.tables.transactions_raw).where(again).count()
+
+
 def test_a_reference_date_before_the_first_kept_line_is_refused_before_anything_is_written(spark, make_settings):
     # An empty state: the date is checked against the lines silver would keep, read from the
     # landing files. A rejected line (zero quantity) dated earlier does not count.

@@ -203,6 +203,8 @@ def test_only_lines_whose_content_repeats_are_compared_and_the_verdicts_are_thos
     assert ("again", None) in [(i, r) for i, r, _ in first_load], "a repeat of a kept line only"
     compared_all = verdicts(mark_duplicates(every_line, existing))
     assert verdicts(classified(spark, rows, existing=existing)) == compared_all
+    with_key = to_orders(earlier).select("_content_hash", "_content_key", "_line_id", "_source_file")
+    assert verdicts(classified(spark, rows, existing=with_key)) == compared_all, "kept lines found by their stored key"
     bronze = bronze_frame(spark, [dict(r) for r in rows])
     assert verdicts(all_lines(judge(bronze, existing, *how, hold, max_shared=1))) == compared_all, \
         "more shared contents than the limit: same"

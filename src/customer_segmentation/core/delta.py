@@ -76,14 +76,16 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
 
 
 def as_stored(df: DataFrame, stored: StructType) -> DataFrame:
-    """`df` with each column cast to the type its table (`stored`, its schema) holds where they
-    differ: a table created before its spec narrowed a type (silver.orders' `line_amount` was
-    decimal(24,4)) keeps it, and Delta's append refuses rather than casts."""
+    """`df` as its table (`stored`, its schema) holds it: each column cast to the table's type where
+    they differ, and without the columns the table lacks. A table created before its spec narrowed a
+    type (silver.orders' `line_amount` was decimal(24,4)) keeps it, and one created before its spec
+    added a column (silver.orders' `_content_key`) goes on without it: Delta's append refuses rather
+    than casts, or adds a column whose earlier rows would be null."""
     types = {field.name: field.dataType for field in stored}
-    if all(types.get(field.name, field.dataType) == field.dataType for field in df.schema):
+    if all(types.get(field.name) == field.dataType for field in df.schema):
         return df
-    return df.select(*[F.col(field.name).cast(types.get(field.name, field.dataType)).alias(field.name)
-                       for field in df.schema])
+    return df.select(*[F.col(field.name).cast(types[field.name]).alias(field.name)
+                       for field in df.schema if field.name in types])
 
 
 def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec,

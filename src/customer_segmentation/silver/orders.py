@@ -208,7 +208,7 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
             per_key = per_key.where(shared_in_batch).localCheckpoint()
         else:  # only the kept lines with a key of the batch can be repeated by it: they alone are compared
             per_key = hold(per_key)
-            existing = hold(_kept_with_keys_of(per_key, existing, key, max_shared))
+            existing = hold(_kept_with_keys_of(per_key, existing, max_shared))
             kept_keys = existing.select(key.alias("_key"), F.lit(True).alias("_kept")).distinct()
             per_key = (per_key.join(kept_keys, "_key", "left").where(shared_in_batch | F.col("_kept").isNotNull())
                        .localCheckpoint())
@@ -236,15 +236,24 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
                     rejected=revisited.where(rejected), lines=held.count() if lines_in is None else lines_in)
 
 
-def _kept_with_keys_of(per_key: DataFrame, existing: DataFrame, key: Column, max_shared: int) -> DataFrame:
+def _kept_with_keys_of(per_key: DataFrame, existing: DataFrame, max_shared: int) -> DataFrame:
     """The kept lines (`existing`) with a key of the batch's (`per_key`): the only ones its lines
-    can repeat. The batch's keys are sent to every task when they are few, so a small batch reads
-    the kept lines once and shuffles none of them (aggregating every kept line's key beside the
-    batch's made each run cost more as silver grew: BENCHMARKS.md)."""
-    batch_keys = per_key.where(~F.col("_batch")).select("_key")
-    if batch_keys.count() <= max_shared:
-        batch_keys = F.broadcast(batch_keys)
-    return existing.join(batch_keys, key == F.col("_key"), "left_semi")
+    can repeat. The kept lines' keys are read alone first, from `_content_key` (8 bytes a line)
+    where silver.orders has it and from the content hash where it was created before it; only if
+    some match are the matching lines read whole. A batch of new lines (the daily case) so reads
+    one narrow column of silver, not four wide ones (BENCHMARKS.md). Few keys are sent to every
+    task, so a small batch shuffles none of the kept lines."""
+    stored_key = F.col("_content_key") if "_content_key" in existing.columns else F.xxhash64("_content_hash")
+
+    def sent_to_every_task(keys: DataFrame) -> DataFrame:
+        return F.broadcast(keys) if keys.count() <= max_shared else keys
+
+    batch_keys = sent_to_every_task(per_key.where(~F.col("_batch")).select("_key"))
+    matched = (existing.select(stored_key.alias("_key")).join(batch_keys, "_key", "left_semi").distinct()
+               .localCheckpoint())
+    if matched.isEmpty():
+        return existing.limit(0)
+    return existing.join(sent_to_every_task(matched), stored_key == F.col("_key"), "left_semi")
 
 
 def _content_hash(profile: SourceProfile) -> Column:
@@ -253,7 +262,8 @@ def _content_hash(profile: SourceProfile) -> Column:
 
 
 # silver.orders' columns computed from another classified column than their `_<name>` or name.
-_DERIVED = {"invoice_date": ("_invoice_timestamp", F.to_date), "has_customer": ("_customer_id", Column.isNotNull)}
+_DERIVED = {"invoice_date": ("_invoice_timestamp", F.to_date), "has_customer": ("_customer_id", Column.isNotNull),
+            "_content_key": ("_content_hash", F.xxhash64)}
 
 
 def _read_by_orders(columns: list[str]) -> dict[str, str]:

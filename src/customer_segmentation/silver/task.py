@@ -44,12 +44,15 @@ def clean_orders(spark: SparkSession, settings: Settings) -> dict[str, int]:
                        (tables.quality_log, orders.QUALITY_LOG)):
         create_table_if_missing(spark, name, spec)
     orders_stored = spark.table(tables.orders).schema
+    # What a batch compares its lines with; an orders table created before `_content_key` has none.
+    kept_columns = [c for c in ("_content_hash", "_content_key", "_line_id", "_source_file", "_file_fingerprint")
+                    if c in orders_stored.names]
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         # Compare with silver as it was before this batch, and judge once: the three writes below
         # must see the same verdicts. Held on local disk, not in the heap: a large batch in memory
         # costs several times the garbage collection (BENCHMARKS.md).
-        existing = spark.sql(f"SELECT _content_hash, _line_id, _source_file, _file_fingerprint FROM {tables.orders} "
+        existing = spark.sql(f"SELECT {', '.join(kept_columns)} FROM {tables.orders} "
                              f"VERSION AS OF {table_version(spark, tables.orders)}")
         with ExitStack() as held:
             def hold(frame: DataFrame) -> DataFrame:
