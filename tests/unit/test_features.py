@@ -30,7 +30,7 @@ def orders_frame(spark, lines):
             "is_cancellation": invoice.startswith("C") or quantity < 0,
             "is_product": code not in ("POST", "M", "DOT"), "has_customer": customer is not None,
             "_source_file": "f", "_ingested_at": dt.datetime(2012, 1, 1), "_line_id": str(i), "_content_hash": str(i),
-            "_file_fingerprint": "f",
+            "_content_key": i, "_file_fingerprint": "f",
         })
     schema = ORDERS.schema
     return spark.createDataFrame([tuple(r[c.name] for c in ORDERS.columns) for r in rows], schema)
