@@ -198,7 +198,7 @@ def judge(bronze: DataFrame, existing: DataFrame, profile: SourceProfile, settin
         # of what the content hash hashes, which spares the aggregation's SHA-256 (BENCHMARKS.md).
         bronze = bronze.withColumn("_content_hash", _content_hash(profile))
         first_load = existing.isEmpty()
-        key = content_key(TRANSACTIONS.columns, profile.key) if first_load else F.xxhash64("_content_hash")
+        key = content_key(TRANSACTIONS.columns, profile.key) if first_load else _key_of("_content_hash")
         # The batch's lines per key, with the batch's line count as one more row: a foreachBatch
         # batch is read whole, every column, even to count it.
         per_key = (bronze.select(key.alias("_key")).rollup("_key")
@@ -243,7 +243,7 @@ def _kept_with_keys_of(per_key: DataFrame, existing: DataFrame, max_shared: int)
     some match are the matching lines read whole. A batch of new lines (the daily case) so reads
     one narrow column of silver, not four wide ones (BENCHMARKS.md). Few keys are sent to every
     task, so a small batch shuffles none of the kept lines."""
-    stored_key = F.col("_content_key") if "_content_key" in existing.columns else F.xxhash64("_content_hash")
+    stored_key = F.col("_content_key") if "_content_key" in existing.columns else _key_of("_content_hash")
 
     def sent_to_every_task(keys: DataFrame) -> DataFrame:
         return F.broadcast(keys) if keys.count() <= max_shared else keys
@@ -256,6 +256,12 @@ def _kept_with_keys_of(per_key: DataFrame, existing: DataFrame, max_shared: int)
     return existing.join(sent_to_every_task(matched), stored_key == F.col("_key"), "left_semi")
 
 
+def _key_of(content_hash: Column | str) -> Column:
+    """The 64-bit key of a content hash: a batch's lines and the kept lines (their stored
+    `_content_key`) are compared by it, so both must be this one hash."""
+    return F.xxhash64(content_hash)
+
+
 def _content_hash(profile: SourceProfile) -> Column:
     """The duplicate key of a bronze line of `profile`."""
     return content_hash(TRANSACTIONS.columns, profile.key)
@@ -263,7 +269,7 @@ def _content_hash(profile: SourceProfile) -> Column:
 
 # silver.orders' columns computed from another classified column than their `_<name>` or name.
 _DERIVED = {"invoice_date": ("_invoice_timestamp", F.to_date), "has_customer": ("_customer_id", Column.isNotNull),
-            "_content_key": ("_content_hash", F.xxhash64)}
+            "_content_key": ("_content_hash", _key_of)}
 
 
 def _read_by_orders(columns: list[str]) -> dict[str, str]:
