@@ -163,4 +163,13 @@ def test_description_in_plain_words():
     text = describe(profile(0.9, 0.1, 0.5, 0.9).standing, {"recency_days": 5, "frequency": 1, "monetary": 1234.5,
                                                             "avg_order_value": 987})
     assert text == ("Customers who bought recently (median 5 days ago), rarely order (median 1 order), "
-                    "spend a moderate amount (median 1,234 net), with large baskets (median order 987).")
+                    "spend a moderate amount (median 1,235 net), with large baskets (median order 987).")
+
+
+def test_description_rounds_a_half_as_the_views_do():
+    # A median of an even count of whole days or orders ends in .5: SQL's round (the views) takes it
+    # away from zero, and the description must read the same figure.
+    text = describe(profile(0.5, 0.5, 0.5, 0.5).standing, {"recency_days": 30.5, "frequency": 2.5, "monetary": 0.5,
+                                                            "avg_order_value": 99.5})
+    assert "(median 31 days ago)" in text and "(median 3 orders)" in text
+    assert "(median 1 net)" in text and "(median order 100)" in text
