@@ -144,24 +144,27 @@ def test_the_best_customers_are_a_segment_of_their_own(spark, real_job):
     assert profiles["segment_name"].is_unique and len(profiles) >= 4
 
 
-def test_segment_descriptions_state_the_medians_the_summary_view_shows(spark, real_job):
-    # The real data's "Promising" customers have a median of 30.5 days: the description read 30
-    # where the view (SQL's round) shows 31.
+def test_segment_medians_read_the_same_in_descriptions_report_and_views(spark, real_job):
+    # The real data's "Promising" customers have a median of 30.5 days: the description and the
+    # report read 30 where the view (SQL's round) shows 31; the report's cards read "1 orders".
     import re
+
+    from customer_segmentation.report import page
 
     settings, *_ = real_job
     summary = spark.table(f"{settings.catalog}.{settings.gold_schema}.segment_summary").collect()
+    report = page.build(spark, settings).read_text(encoding="utf-8")
     described = 0
     for row in summary:
-        days = re.search(r"\(median ([\d,]+) days ago\)", row["description"])
-        orders = re.search(r"\(median ([\d,]+) orders?\)", row["description"])
-        if days is None and row["segment_name"] == "No Net Purchases":  # described by its rule
+        days, orders = int(row["median_recency_days"]), int(row["median_frequency"])  # whole doubles
+        card = f" · {orders:,} order{'' if orders == 1 else 's'} · last order {days:,} days ago"
+        assert card in report, (row["segment_name"], card)
+        if row["segment_name"] == "No Net Purchases":  # described by its rule, not by its medians
             continue
-        assert days and orders, row["description"]
-        assert int(days[1].replace(",", "")) == row["median_recency_days"], row.asDict()
-        assert int(orders[1].replace(",", "")) == row["median_frequency"], row.asDict()
+        words = re.search(r"\(median ([\d,]+) days ago\).*\(median ([\d,]+) orders?\)", row["description"])
+        assert words and [int(w.replace(",", "")) for w in words.groups()] == [days, orders], row.asDict()
         described += 1
-    assert described >= 4
+    assert described >= 4 and " · 1 order · " in report
 
 
 def test_every_customer_has_a_lifetime_value_validated_on_a_holdout(spark, real_job):

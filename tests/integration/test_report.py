@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from customer_segmentation.core.console import whole
 from customer_segmentation.models import tracking
 from customer_segmentation.ops.cli import main
 from customer_segmentation.report import page as report
@@ -63,6 +64,9 @@ def test_one_card_per_segment_with_action(spark, built_report):
     text = path.read_text(encoding="utf-8")
     for row in profiles.itertuples():
         assert row.segment_name.replace("'", "&#x27;") in text
+        # The medians as the description and the views state them; "1 order", not "1 orders".
+        orders, days = whole(row.median_frequency), whole(row.median_recency_days)
+        assert f" · {orders} order{'' if orders == '1' else 's'} · last order {days} days ago" in text, row.segment_name
     assert text.count("Recommended:") == len(profiles)
 
 
