@@ -70,6 +70,14 @@ def test_one_card_per_segment_with_action(spark, built_report):
     assert text.count("Recommended:") == len(profiles)
 
 
+def test_a_table_of_numbers_alone_keeps_whole_numbers_whole():
+    import pandas as pd
+
+    frame = pd.DataFrame({"top_percent": [1, 5], "customers": [44, 1219], "share_of_net_revenue": [0.304, 0.49]})
+    assert report.table(frame, {"top_percent": "{}%", "customers": "{:,}"})["rows"] == [
+        ["1%", "44", "0.304"], ["5%", "1,219", "0.49"]]  # 44.0 customers before
+
+
 def test_every_image_is_embedded_and_is_a_png(built_report):
     _, _, page = built_report
     assert len(page.images) >= 13

@@ -147,7 +147,7 @@ CELLS = [
     ((5, 5, 5), "Champions"), ((4, 4, 4), "Champions"), ((3, 3, 3), "Loyal Customers"),
     ((5, 3, 4), "Loyal Customers"), ((1, 5, 5), "Can't Lose Them"), ((2, 4, 1), "At Risk"),
     ((1, 3, 3), "At Risk"), ((5, 1, 1), "New Customers"), ((4, 1, 5), "Promising"),
-    ((5, 2, 1), "Potential Loyalist"), ((4, 5, 1), "Potential Loyalist"), ((3, 2, 5), "Need Attention"),
+    ((5, 2, 1), "Potential Loyalists"), ((4, 5, 1), "Potential Loyalists"), ((3, 2, 5), "Need Attention"),
     ((3, 1, 1), "About To Sleep"), ((2, 2, 2), "Hibernating"), ((1, 1, 1), "Lost"), ((1, 2, 5), "Lost"),
 ]
 

@@ -12,6 +12,7 @@ from customer_segmentation.core.rules import (
     RulesError,
     parse_cleaning_rules,
     parse_segment_catalogue,
+    rfm_rules,
     segment_catalogue,
 )
 from customer_segmentation.models.naming import (
@@ -157,6 +158,12 @@ def test_a_broken_cleaning_file_is_one_error_naming_the_entry(tmp_path, old, new
     with pytest.raises(RulesError) as error:
         parse_cleaning_rules(path)
     assert str(error.value).startswith(f"{path}: {entry}: ")
+
+
+def test_rule_based_segments_use_the_catalogues_names():
+    # One vocabulary on a card: "Potential Loyalists" by the model was "Potential Loyalist" by RFM rules.
+    catalogue = {entry.name for entry in segment_catalogue().names} | {segment_catalogue().without_net_purchases.name}
+    assert {rule.name for rule in rfm_rules()} <= catalogue
 
 
 def test_description_in_plain_words():

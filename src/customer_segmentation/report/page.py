@@ -37,8 +37,10 @@ def table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> dict:
             return ""
         return formats[column].format(value) if column in formats else str(value)
 
+    # By tuples, not `iterrows`: a row as a Series takes one type, so a table of numbers alone read 44.0 customers.
     return {"columns": [str(c) for c in frame.columns],
-            "rows": [[text(c, row[c]) for c in frame.columns] for _, row in frame.iterrows()]}
+            "rows": [[text(c, value) for c, value in zip(frame.columns, row)]
+                     for row in frame.itertuples(index=False, name=None)]}
 
 
 def data_uri(path: Path | None) -> str | None:
@@ -229,7 +231,7 @@ def build(spark: SparkSession, settings: Settings) -> Path:
             "unactionable_segments": "{:.0f}"}),
         "quality": _quality(spark, settings),
         "concentration": table(concentration[["top_percent", "customers", "share_of_net_revenue"]],
-                               {"customers": "{:,}", "share_of_net_revenue": "{:.1%}"}),
+                               {"top_percent": "{}%", "customers": "{:,}", "share_of_net_revenue": "{:.1%}"}),
         "who": _who_they_are(spark, settings),
         "slipping": _slipping(spark, settings),
     }
