@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from customer_segmentation.core.console import whole
+from customer_segmentation.gold.features import RULE_SEGMENT_ID
 from customer_segmentation.models import tracking
 from customer_segmentation.ops.cli import main
 from customer_segmentation.report import page as report
@@ -64,10 +65,13 @@ def test_one_card_per_segment_with_action(spark, built_report):
     text = path.read_text(encoding="utf-8")
     for row in profiles.itertuples():
         assert row.segment_name.replace("'", "&#x27;") in text
-        # The medians as the description and the views state them; "1 order", not "1 orders".
-        orders, days = whole(row.median_frequency), whole(row.median_recency_days)
-        assert f" · {orders} order{'' if orders == '1' else 's'} · last order {days} days ago" in text, row.segment_name
+        if row.segment_id == RULE_SEGMENT_ID:  # its description does not state its medians: its card does
+            orders, days = whole(row.median_frequency), whole(row.median_recency_days)
+            assert f" · {orders} order{'' if orders == '1' else 's'} · last order {days} days ago" in text
     assert text.count("Recommended:") == len(profiles)
+    # A model segment's description states its medians: its card does not repeat them.
+    assert text.count("last order") == (profiles["segment_id"] == RULE_SEGMENT_ID).sum()
+    assert text.count("Mostly ") == (profiles["segment_id"] != RULE_SEGMENT_ID).sum()
 
 
 def test_a_table_of_numbers_alone_keeps_whole_numbers_whole():
