@@ -180,3 +180,12 @@ def test_description_rounds_a_half_as_the_views_do():
                                                             "avg_order_value": 99.5})
     assert "(median 31 days ago)" in text and "(median 3 orders)" in text
     assert "(median 1 net)" in text and "(median order 100)" in text
+
+
+def test_the_profile_figure_writes_counted_medians_whole_as_the_descriptions_do():
+    from customer_segmentation.core.charts import figure_text
+
+    # It wrote 30 for the description's 31 days and 9.00 days, 4.00 orders.
+    assert [figure_text("recency_days", 30.5), figure_text("recency_days", 9.0), figure_text("frequency", 2.5),
+            figure_text("monetary", 1098.5)] == ["31", "9", "3", "1,099"]
+    assert figure_text("return_rate", 0.35) == "0.35" and figure_text("avg_order_value", 4.5) == "4.50"

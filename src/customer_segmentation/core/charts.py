@@ -13,6 +13,8 @@ from typing import Any
 
 import matplotlib
 
+from .console import whole
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
@@ -43,3 +45,11 @@ def save(fig, path: Path) -> Path:
 def unit(feature: str, currency: str) -> str:
     kind = FEATURE_UNITS.get(feature, "")
     return currency if kind == "currency" else kind
+
+
+def figure_text(feature: str, value: float) -> str:
+    """A feature's value as a figure writes it: days, orders and products (counted, so whole or a
+    half in a median) and anything from 10 up as whole numbers, as the segments' descriptions and the
+    views state them; smaller values with two decimals."""
+    return whole(value) if FEATURE_UNITS.get(feature) in ("days", "orders", "products") or abs(value) >= 10 \
+        else f"{value:.2f}"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 
-from ..core.charts import COLOURS, draw_as_ready, plt, save, unit
+from ..core.charts import COLOURS, draw_as_ready, figure_text, plt, save, unit
 from . import segment_statistics
 from .naming import SegmentName
 
@@ -82,8 +82,7 @@ def profile_heatmap(z_scores: pd.DataFrame, medians: pd.DataFrame, path: Path, c
     ax.set_yticks(range(len(z_scores.index)), z_scores.index)
     for i in range(len(z_scores.index)):
         for j in range(len(z_scores.columns)):
-            value = medians.iloc[i, j]
-            ax.text(j, i, f"{value:,.0f}" if abs(value) >= 10 else f"{value:.2f}", ha="center", va="center",
+            ax.text(j, i, figure_text(z_scores.columns[j], medians.iloc[i, j]), ha="center", va="center",
                     fontsize=8, color="white" if abs(z_scores.iloc[i, j]) > 0.6 * limit else "black")
     fig.colorbar(image, ax=ax, label="segment mean, in standard deviations from all customers")
     ax.set_title("Segment profiles: colour = mean vs all customers, number = segment median")
