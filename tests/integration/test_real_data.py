@@ -5,7 +5,7 @@ import math
 import pytest
 from pyspark.sql import functions as F
 
-from testkit import check_tracking
+from testkit import REPO, check_tracking
 
 pytestmark = pytest.mark.real_data
 
@@ -164,6 +164,18 @@ def test_segment_medians_read_the_same_in_descriptions_report_and_views(spark, r
         assert words and [int(w.replace(",", "")) for w in words.groups()] == [days, orders], row.asDict()
         described += 1
     assert described >= 4
+
+
+def test_the_month_the_data_ends_in_counts_its_days(spark, real_job):
+    # The data ends on 9 December 2011: December's revenue is nine days', not a collapse.
+    settings, *_ = real_job
+    spark.sql(f"USE {settings.catalog}.{settings.gold_schema}")
+    try:
+        query = (REPO / "queries" / "monthly_trends.sql").read_text().replace("${gold}.", "")
+        days = {r["month"].isoformat(): r["days_counted"] for r in spark.sql(query).collect()}
+    finally:
+        spark.sql("USE spark_catalog.default")
+    assert days["2011-12-01"] == 9 and days["2011-11-01"] == 30 and days["2011-02-01"] == 28 and len(days) == 13
 
 
 def test_every_customer_has_a_lifetime_value_validated_on_a_holdout(spark, real_job):

@@ -63,8 +63,9 @@ PAGES = (
     ("trends", "Revenue trends", (
         ("line", "monthly_trends", "Net revenue by month", ("month", "net_revenue")),
         ("line", "monthly_trends", "Active customers by month", ("month", "active_customers")),
-        ("table", "monthly_trends", "Month by month", ("month", "net_revenue", "orders", "active_customers",
-                                                       "new_customers", "last_purchase_this_month")),
+        ("table", "monthly_trends", "Month by month", ("month", "days_counted", "net_revenue", "orders",
+                                                       "active_customers", "new_customers",
+                                                       "last_purchase_this_month")),
     )),
 )
 HEIGHT = {"filter": 2, "bar": 6, "line": 6, "table": 8}
