@@ -21,6 +21,7 @@ QUERIES = REPO / "queries"
 DASHBOARD_FILE = REPO / "src" / "dashboards" / "customer_segmentation.lvdash.json"
 WIDTH = 6  # the canvas is six columns wide
 
+PARTIAL_MONTH = "(the last month may be partial: days counted in the table)"
 # Page -> widgets: (kind, saved query, title, fields). Kinds: bar and line (x, y), table (columns),
 # filter (the field filtered, on every dataset of the page that has it).
 PAGES = (
@@ -61,8 +62,8 @@ PAGES = (
             "outcome", "lines", "pct_of_lines_received", "lines_received")),
     )),
     ("trends", "Revenue trends", (
-        ("line", "monthly_trends", "Net revenue by month", ("month", "net_revenue")),
-        ("line", "monthly_trends", "Active customers by month", ("month", "active_customers")),
+        ("line", "monthly_trends", f"Net revenue by month {PARTIAL_MONTH}", ("month", "net_revenue")),
+        ("line", "monthly_trends", f"Active customers by month {PARTIAL_MONTH}", ("month", "active_customers")),
         ("table", "monthly_trends", "Month by month", ("month", "days_counted", "net_revenue", "orders",
                                                        "active_customers", "new_customers",
                                                        "last_purchase_this_month")),
