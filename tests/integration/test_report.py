@@ -67,10 +67,10 @@ def test_one_card_per_segment_with_action(spark, built_report):
         assert row.segment_name.replace("'", "&#x27;") in text
         if row.segment_id == RULE_SEGMENT_ID:  # its description does not state its medians: its card does
             orders, days = whole(row.median_frequency), whole(row.median_recency_days)
-            assert f" · {orders} order{'' if orders == '1' else 's'} · last order {days} days ago" in text
+            assert f" · {orders} order{'' if orders == '1' else 's'} · last purchase or return {days} days ago" in text
     assert text.count("Recommended:") == len(profiles)
     # A model segment's description states its medians: its card does not repeat them.
-    assert text.count("last order") == (profiles["segment_id"] == RULE_SEGMENT_ID).sum()
+    assert text.count("last purchase or return") == (profiles["segment_id"] == RULE_SEGMENT_ID).sum()
     assert text.count("Mostly ") == (profiles["segment_id"] != RULE_SEGMENT_ID).sum()
 
 
