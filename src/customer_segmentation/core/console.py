@@ -17,6 +17,12 @@ def whole(value: float) -> str:
     return f"{Decimal(repr(float(value))).to_integral_value(ROUND_HALF_UP):,}"
 
 
+def counted(value: float, noun: str) -> str:
+    """`value` of `noun` as `whole` writes it, the noun singular for 1: "1 order", "3 orders"."""
+    number = whole(value)
+    return f"{number} {noun}{'' if number == '1' else 's'}"
+
+
 def format_table(headers: list[str], rows: list[list[object]]) -> str:
     """A plain aligned text table (numbers right-aligned)."""
     cells = [[_cell(v) for v in row] for row in rows]

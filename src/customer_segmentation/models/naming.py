@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from scipy.optimize import linear_sum_assignment
 
-from ..core.console import whole
+from ..core.console import counted, whole
 from ..core.rules import DIMENSIONS, SegmentCatalogue, segment_catalogue
 from ..gold.rfm import percentile
 
@@ -145,11 +145,10 @@ def _recency_words(standing: float, activity: str | None) -> str:
 
 def describe(standing: dict[str, float], medians: dict[str, float], activity: str | None = None) -> str:
     """Plain words for a segment card, from its standing, activity and its customers' medians."""
-    orders = whole(medians["frequency"])
     parts = [
         _recency_words(standing["recency"], activity) + f" (median {whole(medians['recency_days'])} days ago)",
         _level(standing["frequency"], "rarely order", "order now and then", "order often")
-        + f" (median {orders} order{'' if orders == '1' else 's'})",
+        + f" (median {counted(medians['frequency'], 'order')})",
         _level(standing["monetary"], "spend little", "spend a moderate amount", "spend the most")
         + f" (median {whole(medians['monetary'])} net)",
         _level(standing["order_value"], "with small baskets", "with average baskets", "with large baskets")

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from ..core.console import whole
+from ..core.console import counted, whole
 from ..core.rules import cleaning_rules
 from ..core.settings import Settings
 from ..gold.features import RULE_SEGMENT_ID
@@ -190,7 +190,7 @@ def _cards(profiles: pd.DataFrame) -> list[dict]:
         "name": r.segment_name, "by_rule": r.segment_id == RULE_SEGMENT_ID, "customers": f"{r.customers:,}",
         "share_of_customers": f"{r.share_of_customers:.1%}", "share_of_net_revenue": _share(r.share_of_net_revenue),
         "description": r.description, "median_monetary": whole(r.median_monetary),
-        "median_frequency": whole(r.median_frequency), "median_recency_days": whole(r.median_recency_days),
+        "median_orders": counted(r.median_frequency, "order"), "median_recency_days": whole(r.median_recency_days),
         "dominant_rfm_segment": r.dominant_rfm_segment, "countries": ", ".join(r.top_countries),
         "preferred": ", ".join(getattr(r, "preferred_categories", None) or []), "action": r.recommended_action,
     } for r in profiles.itertuples()]
