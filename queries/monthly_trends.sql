@@ -1,7 +1,7 @@
 -- Monthly trends: net revenue, orders, active and new customers, and customers whose last
--- purchase fell in the month. days_counted is short of the month's length where the reference
--- date cuts the month short: its lower figures are not a fall.
-SELECT m.month, datediff(least(add_months(m.month, 1), m.as_of_date), m.month) AS days_counted,
+-- purchase fell in the month. days_counted is short of the month's length in the month the data
+-- starts or ends in: its lower figures are not a fall.
+SELECT m.month, m.days_counted,
        round(m.net_revenue, 2) AS net_revenue, m.orders, m.active_customers, m.new_customers,
        coalesce(l.customers_lost, 0) AS last_purchase_this_month
 FROM ${gold}.monthly_revenue m

@@ -167,7 +167,7 @@ def test_segment_medians_read_the_same_in_descriptions_report_and_views(spark, r
     assert described >= 4
 
 
-def test_the_month_the_data_ends_in_counts_its_days(spark, real_job):
+def test_the_months_the_data_starts_and_ends_in_count_their_days(spark, real_job):
     # The data ends on 9 December 2011: December's revenue is nine days', not a collapse.
     settings, *_ = real_job
     spark.sql(f"USE {settings.catalog}.{settings.gold_schema}")
@@ -176,7 +176,8 @@ def test_the_month_the_data_ends_in_counts_its_days(spark, real_job):
         days = {r["month"].isoformat(): r["days_counted"] for r in spark.sql(query).collect()}
     finally:
         spark.sql("USE spark_catalog.default")
-    assert days["2011-12-01"] == 9 and days["2011-11-01"] == 30 and days["2011-02-01"] == 28 and len(days) == 13
+    # It starts on 1 December 2010: that month is whole.
+    assert days["2011-12-01"] == 9 and days["2010-12-01"] == 31 and days["2011-02-01"] == 28 and len(days) == 13
 
 
 def test_every_customer_has_a_lifetime_value_validated_on_a_holdout(spark, real_job):

@@ -82,7 +82,7 @@ def test_a_table_of_numbers_alone_keeps_whole_numbers_whole():
         ["1%", "44", "0.304"], ["5%", "1,219", "0.49"]]  # 44.0 customers before
 
 
-def test_the_month_the_data_ends_in_is_hatched_and_named(monkeypatch, tmp_path):
+def test_the_months_the_data_starts_and_ends_in_are_hatched_and_named(monkeypatch, tmp_path):
     import datetime as dt
 
     import pandas as pd
@@ -91,13 +91,14 @@ def test_the_month_the_data_ends_in_is_hatched_and_named(monkeypatch, tmp_path):
 
     drawn = []
     monkeypatch.setattr(figures, "save", lambda fig, path: drawn.append(fig) or path)
-    monthly = pd.DataFrame({"month": [dt.date(2011, 11, 1), dt.date(2011, 12, 1)], "net_revenue": [1.4e6, 4.4e5],
-                            "active_customers": [1660, 614], "new_customers": [323, 41],
-                            "as_of_date": dt.date(2011, 12, 10)})
+    monthly = pd.DataFrame({"month": [dt.date(2011, 10, 1), dt.date(2011, 11, 1), dt.date(2011, 12, 1)],
+                            "days_counted": [12, 30, 9], "net_revenue": [3.1e5, 1.4e6, 4.4e5],
+                            "active_customers": [700, 1660, 614], "new_customers": [700, 323, 41]})
     figures.monthly_revenue(monthly, tmp_path / "monthly.png", "GBP")
     axes = drawn[0].axes[0]
-    assert [bar.get_hatch() for bar in axes.patches] == [None, "//"]
-    assert "2011-12: its first 9 days only" in [text.get_text() for text in axes.get_legend().get_texts()]
+    assert [bar.get_hatch() for bar in axes.patches] == ["//", None, "//"]
+    named = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "2011-10: 12 of its 31 days" in named and "2011-12: 9 of its 31 days" in named
 
 
 def test_every_image_is_embedded_and_is_a_png(built_report):

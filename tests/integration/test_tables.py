@@ -49,6 +49,28 @@ def test_the_first_write_creates_the_table_and_later_ones_replace_all_or_only_th
     assert [r[0] for r in history] == ["CREATE TABLE"] + ["WRITE"] * 4, "one commit per write"
 
 
+
+def test_a_column_the_spec_adds_is_added_in_place_and_one_it_drops_recreates_the_table(spark, make_settings):
+    settings = make_settings()
+    ensure_schemas(spark, settings)
+    name = f"{settings.catalog}.{settings.gold_schema}.evolving"
+    overwrite_table(spark, name, rows(spark, 1, ["a"]), SPEC)
+    note = Column("note", StringType(), "Added by a later release")
+    wider = replace(SPEC, columns=(SPEC.columns[0], note, SPEC.columns[1]))
+
+    overwrite_table(spark, name, rows(spark, 2, ["b"]).withColumn("note", F.lit("new")), wider)
+    assert spark.table(name).columns == ["batch", "note", "label"], "where the spec puts it"
+    assert spark.table(name).collect() == [(2, "new", "b")]
+    described = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {name}").collect()}
+    assert described["note"] == "Added by a later release"
+    history = spark.sql(f"DESCRIBE HISTORY {name}").orderBy("version").select("operation").collect()
+    assert [r[0] for r in history] == ["CREATE TABLE", "WRITE", "ADD COLUMNS", "WRITE"], "history kept"
+
+    overwrite_table(spark, name, rows(spark, 3, ["c"]), SPEC)
+    assert spark.table(name).columns == ["batch", "label"] and spark.table(name).collect() == [(3, "c")]
+    history = spark.sql(f"DESCRIBE HISTORY {name}").select("operation").collect()
+    assert [r[0] for r in history] == ["WRITE", "CREATE TABLE"], "a column dropped: the table created again"
+
 def test_a_table_with_named_statistics_columns_keeps_statistics_of_those_alone(spark, make_settings):
     settings = make_settings()
     ensure_schemas(spark, settings)

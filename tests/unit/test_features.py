@@ -196,6 +196,11 @@ def test_insight_tables(spark):
     assert (november["net_revenue"], november["gross_revenue"], november["returns_value"]) == (10.0, 40.0, 30.0)
     assert (november["orders"], november["active_customers"], november["new_customers"]) == (2, 2, 2)
     assert monthly[dt.date(2011, 10, 1)]["net_revenue"] == 10.0, "guest sales count in revenue"
+    # The data starts on 3 October and the reference date is 10 December: October is 29 of 31 days.
+    assert [monthly[month]["days_counted"] for month in sorted(monthly)] == [29, 30]
+    cut = dt.date(2011, 11, 8)  # November cut short too: the 1st to the 7th
+    cut_short = insights.monthly_revenue(orders, features.customer_features(orders, cut), cut).collect()
+    assert [(r["month"].month, r["days_counted"]) for r in cut_short] == [(10, 29), (11, 7)]
     weekdays = {r["weekday"]: r for r in insights.revenue_by_weekday(orders, AS_OF).collect()}
     assert weekdays["Monday"]["weekday_number"] == 1 and weekdays["Monday"]["net_revenue"] == 20.0
     assert sum(r["share_of_revenue"] for r in weekdays.values()) == pytest.approx(1.0)

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from .settings import Settings
-from .tables import TableSpec
+from .tables import Column, TableSpec
 
 
 def sql_string(text: str) -> str:
@@ -32,11 +32,18 @@ def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> 
     """Create the (empty) table unless it exists; True when this call created it."""
     if table_exists(spark, name):
         return False
+    create_table(spark, name, spec)
+    return True
+
+
+def _column_ddl(column: Column) -> str:
+    return (f"`{column.name}` {column.type.simpleString()}{'' if column.nullable else ' NOT NULL'} "
+            f"COMMENT {sql_string(column.comment)}")
+
+
+def create_table(spark: SparkSession, name: str, spec: TableSpec) -> None:
     # DDL rather than DeltaTableBuilder: the builder does not take three-level names.
-    columns = ",\n  ".join(
-        f"`{c.name}` {c.type.simpleString()}{'' if c.nullable else ' NOT NULL'} COMMENT {sql_string(c.comment)}"
-        for c in spec.columns
-    )
+    columns = ",\n  ".join(_column_ddl(c) for c in spec.columns)
     statement = f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA COMMENT {sql_string(spec.comment)}"
     if spec.stats_columns is not None:
         statement += (f"\nTBLPROPERTIES ('delta.dataSkippingStatsColumns' = "
@@ -47,7 +54,6 @@ def create_table_if_missing(spark: SparkSession, name: str, spec: TableSpec) -> 
         if not _remove_uncommitted_leftover(spark, name, error):
             raise
         spark.sql(statement)
-    return True
 
 
 def _remove_uncommitted_leftover(spark: SparkSession, name: str, error: Exception) -> bool:
@@ -95,7 +101,9 @@ def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSp
     # Counted as they are written (no second query, no read of the table's history afterwards).
     written = Observation()
     writer = conform(df, spec).observe(written, F.count(F.lit(1)).alias("rows")).writeTo(name)
-    if create_table_if_missing(spark, name, spec):
+    exists = _fit_columns(spark, name, spec) if replacing is None else table_exists(spark, name)
+    if not exists:
+        create_table(spark, name, spec)
         # Nothing to replace: an append skips rebuilding the new table's state to find files to
         # remove (a few Spark jobs a table; measured in BENCHMARKS.md).
         writer.append()
@@ -125,11 +133,30 @@ def overwrite_tables(spark: SparkSession, outputs: dict[str, Output]) -> dict[st
         return dict(zip(outputs, pool.map(write, outputs)))
 
 
-def drop_if_columns_changed(spark: SparkSession, name: str, spec: TableSpec) -> None:
-    """Drop `name` when its columns are not the spec's (a table whose columns follow the optional
-    sources); the next overwrite recreates it. Overwrites keep a table's definition otherwise."""
-    if table_exists(spark, name) and spark.table(name).columns != spec.names:
-        spark.sql(f"DROP TABLE {name}")
+def _fit_columns(spark: SparkSession, name: str, spec: TableSpec) -> bool:
+    """Give a table about to be replaced whole the spec's columns; False when there is no table
+    (it did not exist or had to be dropped).
+
+    Columns the spec added (a new release) are added in place, where the spec puts them, so the
+    table keeps its history and grants. A table that has columns the spec lacks (one that follows
+    the optional sources, run without one), or has them in another order, is dropped: the overwrite
+    creates it again."""
+    try:
+        stored = spark.table(name).columns  # one catalog look-up tells whether it exists, and its columns
+    except AnalysisException as error:
+        if error.getCondition() != "TABLE_OR_VIEW_NOT_FOUND":
+            raise
+        return False
+    if stored == spec.names:
+        return True
+    added = [(i, c) for i, c in enumerate(spec.columns) if c.name not in stored]
+    if [n for n in spec.names if n in stored] != stored or not all(c.nullable for _, c in added):
+        spark.sql(f"DROP TABLE {name}")  # Delta cannot add a NOT NULL column to rows already written
+        return False
+    for i, column in added:
+        position = f"AFTER `{spec.columns[i - 1].name}`" if i else "FIRST"
+        spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({_column_ddl(column)} {position})")
+    return True
 
 
 def set_property(spark: SparkSession, name: str, key: str, value: str) -> None:

@@ -32,13 +32,19 @@ def monthly_revenue(orders: DataFrame, features: DataFrame, as_of_date: dt.date)
     amount = F.col("amount")
     new = (features.where(F.col("frequency") > 0)
            .groupBy(F.trunc("first_purchase_date", "month").alias("month")).agg(F.count("*").alias("new_customers")))
+    # The data's first and last days bound the first and last months: a month either cuts short
+    # is not a fall, so its days are a column of the table rather than worked out by each reader.
+    first_day = F.min("first_day").over(Window.partitionBy())
+    covered_from, covered_to = F.greatest("month", first_day), F.least(F.add_months("month", 1), F.lit(as_of_date))
     return (invoices.groupBy("month").agg(
+        F.min("invoice_date").alias("first_day"),
         _revenue(F.sum(amount)).alias("net_revenue"),
         _revenue(F.sum(F.when(purchase, amount))).alias("gross_revenue"),
         _revenue(-F.sum(F.when(~purchase, amount))).alias("returns_value"),
         distinct_count(F.when(purchase, F.col("invoice_no"))).alias("orders"),
         distinct_count(F.when(purchase, F.col("customer_id"))).alias("active_customers"),
     ).join(new, "month", "left").fillna(0, ["new_customers"])
+        .withColumn("days_counted", F.datediff(covered_to, covered_from))
         .withColumn("as_of_date", F.lit(as_of_date)).orderBy("month"))
 
 

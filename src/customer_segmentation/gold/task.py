@@ -16,7 +16,6 @@ from pyspark.sql import SparkSession
 
 from ..core.console import say
 from ..core.delta import (
-    drop_if_columns_changed,
     ensure_schemas,
     get_property,
     overwrite_tables,
@@ -88,7 +87,6 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         }
         outputs = {getattr(tables, name): (rows, table(name).spec(sources)) for name, rows in built.items()}
         assert set(outputs) == set(tables.written_by("gold_features", sources)), "every table of the task, once"
-        drop_if_columns_changed(spark, tables.customer_features, table("customer_features").spec(sources))
         written = overwrite_tables(spark, outputs)
         # Recorded last: a build interrupted before this line is redone in full next time.
         set_property(spark, tables.customer_features, BUILT_FROM, built_from)

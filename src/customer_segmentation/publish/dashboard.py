@@ -21,7 +21,7 @@ QUERIES = REPO / "queries"
 DASHBOARD_FILE = REPO / "src" / "dashboards" / "customer_segmentation.lvdash.json"
 WIDTH = 6  # the canvas is six columns wide
 
-PARTIAL_MONTH = "(the last month may be partial: days counted in the table)"
+PARTIAL_MONTH = "(the first and last months may be partial: days counted in the table)"
 # Page -> widgets: (kind, saved query, title, fields). Kinds: bar and line (x, y), table (columns),
 # filter (the field filtered, on every dataset of the page that has it).
 PAGES = (

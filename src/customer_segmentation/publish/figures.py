@@ -47,17 +47,16 @@ def counts_bar(labels, values, path: Path, title: str, xlabel: str) -> Path:
 
 
 def monthly_revenue(monthly: pd.DataFrame, path: Path, currency: str) -> Path:
-    """monthly: month, net_revenue, active_customers, new_customers, as_of_date. A month the reference
-    date cuts short (the data ends within it) is hatched and named with its days: its drop is not a fall."""
+    """monthly: month, days_counted, net_revenue, active_customers, new_customers. A month the data
+    covers only in part (it starts or ends within it) is hatched and named with its days: its lower
+    figures are not a fall."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     first_days = pd.to_datetime(monthly["month"])
     months = first_days.dt.strftime("%Y-%m")
-    days_counted = (pd.to_datetime(monthly["as_of_date"]) - first_days).dt.days
-    short = days_counted < first_days.dt.days_in_month
     bars = ax.bar(months, monthly["net_revenue"], color=COLOURS(0), label="net revenue")
-    for bar, is_short, days, month in zip(bars, short, days_counted, months):
-        if is_short:
-            bar.set(alpha=0.45, hatch="//", label=f"{month}: its first {days} days only")
+    for bar, days, length, month in zip(bars, monthly["days_counted"], first_days.dt.days_in_month, months):
+        if days < length:
+            bar.set(alpha=0.45, hatch="//", label=f"{month}: {days} of its {length} days")
     ax.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     ax.set_ylabel(f"net revenue ({currency})")
     ax.set_xlabel("month")

@@ -9,7 +9,6 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from ..core.delta import (
-    drop_if_columns_changed,
     overwrite_table,
     overwrite_tables,
     table_exists,
@@ -85,7 +84,6 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
         built["segment_profiles"] = segment_profiles(
             scored, rfm, names, _lifetime_values(spark, settings, as_of_date), preferred).select(
             "*", *lineage, F.lit(as_of_date).alias("as_of_date"))
-        drop_if_columns_changed(spark, tables.segment_profiles, table("segment_profiles").spec(sources))
         written = overwrite_tables(spark, {getattr(tables, name): (df, table(name).spec(sources))
                                            for name, df in built.items()})
         # One snapshot per as_of_date, replaced atomically: readers never see half of one.
