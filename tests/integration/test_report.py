@@ -99,6 +99,7 @@ def test_the_months_the_data_starts_and_ends_in_are_hatched_and_named(monkeypatc
     assert [bar.get_hatch() for bar in axes.patches] == ["//", None, "//"]
     named = [text.get_text() for text in axes.get_legend().get_texts()]
     assert "2011-10: 12 of its 31 days" in named and "2011-12: 9 of its 31 days" in named
+    assert "2011-10: the data's first month, so every customer counts as new" in named
 
 
 def test_every_image_is_embedded_and_is_a_png(built_report):

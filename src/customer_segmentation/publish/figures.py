@@ -49,7 +49,7 @@ def counts_bar(labels, values, path: Path, title: str, xlabel: str) -> Path:
 def monthly_revenue(monthly: pd.DataFrame, path: Path, currency: str) -> Path:
     """monthly: month, days_counted, net_revenue, active_customers, new_customers. A month the data
     covers only in part (it starts or ends within it) is hatched and named with its days: its lower
-    figures are not a fall."""
+    figures are not a fall. The first month's new customers are marked: nobody in it bought before."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     first_days = pd.to_datetime(monthly["month"])
     months = first_days.dt.strftime("%Y-%m")
@@ -64,6 +64,10 @@ def monthly_revenue(monthly: pd.DataFrame, path: Path, currency: str) -> Path:
     other = ax.twinx()
     other.plot(months, monthly["active_customers"], color=COLOURS(1), marker="o", label="active customers")
     other.plot(months, monthly["new_customers"], color=COLOURS(2), marker="s", label="new customers")
+    if len(months):  # the data holds no purchase before its first month: everyone in it counts as new
+        other.plot(months[:1], monthly["new_customers"][:1], linestyle="none", marker="s", markersize=9,
+                   markerfacecolor="white", color=COLOURS(2), label=f"{months.iloc[0]}: the data's first month, "
+                   "so every customer counts as new")
     other.set_ylabel("customers")
     lines = ax.get_legend_handles_labels()
     more = other.get_legend_handles_labels()
