@@ -50,26 +50,49 @@ def test_the_first_write_creates_the_table_and_later_ones_replace_all_or_only_th
 
 
 
-def test_a_column_the_spec_adds_is_added_in_place_and_one_it_drops_recreates_the_table(spark, make_settings):
+def test_a_release_that_adds_a_column_or_rewords_one_changes_the_table_in_place(spark, make_settings):
     settings = make_settings()
     ensure_schemas(spark, settings)
     name = f"{settings.catalog}.{settings.gold_schema}.evolving"
+
+    def operations():
+        return [r[0] for r in spark.sql(f"DESCRIBE HISTORY {name}").orderBy("version").select("operation").collect()]
+
+    def comments():
+        return {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {name}").collect()}
+
     overwrite_table(spark, name, rows(spark, 1, ["a"]), SPEC)
     note = Column("note", StringType(), "Added by a later release")
-    wider = replace(SPEC, columns=(SPEC.columns[0], note, SPEC.columns[1]))
-
-    overwrite_table(spark, name, rows(spark, 2, ["b"]).withColumn("note", F.lit("new")), wider)
+    reworded = Column("label", StringType(), "A label, reworded")
+    later = replace(SPEC, columns=(SPEC.columns[0], note, reworded))
+    overwrite_table(spark, name, rows(spark, 2, ["b"]).withColumn("note", F.lit("new")), later)
     assert spark.table(name).columns == ["batch", "note", "label"], "where the spec puts it"
     assert spark.table(name).collect() == [(2, "new", "b")]
-    described = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {name}").collect()}
-    assert described["note"] == "Added by a later release"
-    history = spark.sql(f"DESCRIBE HISTORY {name}").orderBy("version").select("operation").collect()
-    assert [r[0] for r in history] == ["CREATE TABLE", "WRITE", "ADD COLUMNS", "WRITE"], "history kept"
+    assert comments()["note"] == "Added by a later release" and comments()["label"] == "A label, reworded"
+    assert operations() == ["CREATE TABLE", "WRITE", "ADD COLUMNS", "CHANGE COLUMN", "WRITE"], "history kept"
+    overwrite_table(spark, name, rows(spark, 3, ["c"]).withColumn("note", F.lit("same")), later)
+    assert operations()[-1:] == ["WRITE"] and len(operations()) == 6, "nothing to change: the write alone"
 
-    overwrite_table(spark, name, rows(spark, 3, ["c"]), SPEC)
-    assert spark.table(name).columns == ["batch", "label"] and spark.table(name).collect() == [(3, "c")]
-    history = spark.sql(f"DESCRIBE HISTORY {name}").select("operation").collect()
-    assert [r[0] for r in history] == ["WRITE", "CREATE TABLE"], "a column dropped: the table created again"
+    # A table written in part takes the added column too: rows written before it hold null there.
+    tagged = replace(later, columns=(*later.columns, Column("tag", StringType(), "Added to a table written in part")))
+    overwrite_table(spark, name, rows(spark, 4, ["d"]).select("*", F.lit("n").alias("note"), F.lit("t").alias("tag")),
+                    tagged, replacing=F.col("batch") == 4)
+    assert sorted(spark.table(name).collect()) == [(3, "same", "c", None), (4, "n", "d", "t")]
+
+
+def test_a_table_replaced_whole_whose_columns_go_is_replaced_with_its_history(spark, make_settings):
+    # As customer_features when a run no longer uses an optional source.
+    settings = make_settings()
+    ensure_schemas(spark, settings)
+    name = f"{settings.catalog}.{settings.gold_schema}.narrowed"
+    wider = replace(SPEC, columns=(*SPEC.columns, Column("extra", StringType(), "From an optional source")))
+    overwrite_table(spark, name, rows(spark, 1, ["a"]).withColumn("extra", F.lit("x")), wider)
+    overwrite_table(spark, name, rows(spark, 2, ["b"]), SPEC)
+    assert spark.table(name).columns == ["batch", "label"] and spark.table(name).collect() == [(2, "b")]
+    history = spark.sql(f"DESCRIBE HISTORY {name}").orderBy("version").select("operation").collect()
+    assert [r[0] for r in history] == ["CREATE TABLE", "WRITE", "CREATE OR REPLACE TABLE", "WRITE"]
+    assert spark.read.option("versionAsOf", 1).table(name).collect() == [(1, "a", "x")], "the earlier rows kept"
+
 
 def test_a_table_with_named_statistics_columns_keeps_statistics_of_those_alone(spark, make_settings):
     settings = make_settings()

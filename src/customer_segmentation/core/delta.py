@@ -41,10 +41,12 @@ def _column_ddl(column: Column) -> str:
             f"COMMENT {sql_string(column.comment)}")
 
 
-def create_table(spark: SparkSession, name: str, spec: TableSpec) -> None:
+def create_table(spark: SparkSession, name: str, spec: TableSpec, replace: bool = False) -> None:
+    """Create the empty table; `replace`: in place of the one of that name, whose history and grants it keeps."""
     # DDL rather than DeltaTableBuilder: the builder does not take three-level names.
     columns = ",\n  ".join(_column_ddl(c) for c in spec.columns)
-    statement = f"CREATE TABLE IF NOT EXISTS {name} (\n  {columns}\n) USING DELTA COMMENT {sql_string(spec.comment)}"
+    create = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE IF NOT EXISTS"
+    statement = f"{create} {name} (\n  {columns}\n) USING DELTA COMMENT {sql_string(spec.comment)}"
     if spec.stats_columns is not None:
         statement += (f"\nTBLPROPERTIES ('delta.dataSkippingStatsColumns' = "
                       f"{sql_string(','.join(spec.stats_columns))})")
@@ -97,13 +99,20 @@ def as_stored(df: DataFrame, stored: StructType) -> DataFrame:
 def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSpec,
                     replacing: SparkColumn | None = None) -> int:
     """Replace the table's rows that match `replacing` (all by default) with `df`'s in one Delta
-    commit, keeping the table's definition and comments; returns the number of rows written."""
+    commit, the table first given the spec's columns and comments (`_fit_columns`); returns the
+    number of rows written."""
     # Counted as they are written (no second query, no read of the table's history afterwards).
     written = Observation()
     writer = conform(df, spec).observe(written, F.count(F.lit(1)).alias("rows")).writeTo(name)
-    exists = _fit_columns(spark, name, spec) if replacing is None else table_exists(spark, name)
-    if not exists:
+    try:
+        stored = spark.table(name).schema  # one catalog look-up tells whether it exists, and its columns
+    except AnalysisException as error:
+        if error.getCondition() != "TABLE_OR_VIEW_NOT_FOUND":
+            raise
+        stored = None
+    if stored is None:
         create_table(spark, name, spec)
+    if stored is None or not _fit_columns(spark, name, stored, spec, replaceable=replacing is None):
         # Nothing to replace: an append skips rebuilding the new table's state to find files to
         # remove (a few Spark jobs a table; measured in BENCHMARKS.md).
         writer.append()
@@ -133,29 +142,29 @@ def overwrite_tables(spark: SparkSession, outputs: dict[str, Output]) -> dict[st
         return dict(zip(outputs, pool.map(write, outputs)))
 
 
-def _fit_columns(spark: SparkSession, name: str, spec: TableSpec) -> bool:
-    """Give a table about to be replaced whole the spec's columns; False when there is no table
-    (it did not exist or had to be dropped).
+def _fit_columns(spark: SparkSession, name: str, stored: StructType, spec: TableSpec, replaceable: bool) -> bool:
+    """Give an existing table (its schema `stored`) the spec's columns and comments before a write;
+    False when it was replaced by an empty one.
 
-    Columns the spec added (a new release) are added in place, where the spec puts them, so the
-    table keeps its history and grants. A table that has columns the spec lacks (one that follows
-    the optional sources, run without one), or has them in another order, is dropped: the overwrite
-    creates it again."""
-    try:
-        stored = spark.table(name).columns  # one catalog look-up tells whether it exists, and its columns
-    except AnalysisException as error:
-        if error.getCondition() != "TABLE_OR_VIEW_NOT_FOUND":
-            raise
-        return False
-    if stored == spec.names:
-        return True
-    added = [(i, c) for i, c in enumerate(spec.columns) if c.name not in stored]
-    if [n for n in spec.names if n in stored] != stored or not all(c.nullable for _, c in added):
-        spark.sql(f"DROP TABLE {name}")  # Delta cannot add a NOT NULL column to rows already written
-        return False
-    for i, column in added:
-        position = f"AFTER `{spec.columns[i - 1].name}`" if i else "FIRST"
-        spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({_column_ddl(column)} {position})")
+    Columns the spec added (a new release) are added in place, where the spec puts them, and column
+    comments it changed are changed: the table keeps its rows, history and grants. A table replaced
+    whole (`replaceable`) whose columns the spec dropped or reordered (one that follows the optional
+    sources, run without one), or that would need a NOT NULL column Delta cannot add to rows already
+    written, is replaced (CREATE OR REPLACE) by an empty table of the spec's columns, which keeps its
+    history and grants. A table written in part keeps its columns: the write then fails, naming them."""
+    if stored.names != spec.names:
+        added = [(i, c) for i, c in enumerate(spec.columns) if c.name not in stored.names]
+        if [n for n in spec.names if n in stored.names] == stored.names and all(c.nullable for _, c in added):
+            for i, column in added:
+                position = f"AFTER `{spec.columns[i - 1].name}`" if i else "FIRST"
+                spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({_column_ddl(column)} {position})")
+        elif replaceable:
+            create_table(spark, name, spec, replace=True)
+            return False
+    comments = {field.name: field.metadata.get("comment") for field in stored}
+    for column in spec.columns:
+        if column.name in comments and comments[column.name] != column.comment:
+            spark.sql(f"ALTER TABLE {name} ALTER COLUMN `{column.name}` COMMENT {sql_string(column.comment)}")
     return True
 
 
