@@ -96,11 +96,22 @@ def test_the_months_the_data_starts_and_ends_in_are_hatched_and_named(monkeypatc
                             "active_customers": [700, 1660, 614], "new_customers": [700, 323, 41]})
     figures.monthly_revenue(monthly, tmp_path / "monthly.png", "GBP")
     axes = drawn[0].axes[0]
-    assert [bar.get_hatch() for bar in axes.patches] == ["//", None, "//"]
+    assert [bar.get_hatch() for bar in axes.containers[0]] == ["//", None, "//"]
+    assert len(axes.patches) == 5, "the two short months shaded behind the bars"
     named = [text.get_text() for text in axes.get_legend().get_texts()]
     assert "2011-10: 12 of its 31 days" in named and "2011-12: 9 of its 31 days" in named
     assert "2011-10: the data's first month, so every customer counts as new" in named
 
+
+
+def test_a_customers_purchase_chance_is_never_written_past_its_band():
+    import pandas as pd
+
+    from customer_segmentation.report.page import cut_to_tenths
+
+    # 19.996% is "likely lost" (under 20%): rounded it read 20.0%, the bound of "at risk".
+    cut = cut_to_tenths(pd.Series([0.19996, 0.57, 0.218, 0.5]))
+    assert [f"{share:.1%}" for share in cut] == ["19.9%", "57.0%", "21.8%", "50.0%"]
 
 def test_every_image_is_embedded_and_is_a_png(built_report):
     _, _, page = built_report

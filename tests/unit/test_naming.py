@@ -53,8 +53,9 @@ def test_a_segment_long_gone_is_named_as_gone_whatever_its_standing():
     assert assign_names({0: about_to_sleep})[0].name == "About To Sleep"
     gone = profile(0.4, 0.25, 0.3, 0.45, 0.4, activity="lapsed")
     assert assign_names({0: gone, 1: profile(0.9, 0.6, 0.7)})[0].name in {"Hibernating", "Lost"}
-    assert describe(gone.standing, {"recency_days": 491, "frequency": 1, "monetary": 20, "avg_order_value": 20},
-                    "lapsed").startswith("Customers who have not bought for a long time (median 491 days ago)")
+    text = describe(gone.standing, {"recency_days": 491, "frequency": 1, "monetary": 20, "avg_order_value": 20},
+                    "lapsed", currency="GBP")
+    assert text.startswith("Customers who have not bought for a long time (median 491 days ago)")
 
 
 def test_more_segments_than_names_keep_the_plain_name_for_the_best_match():
@@ -168,18 +169,18 @@ def test_rule_based_segments_use_the_catalogues_names():
 
 def test_description_in_plain_words():
     text = describe(profile(0.9, 0.1, 0.5, 0.9).standing, {"recency_days": 5, "frequency": 1, "monetary": 1234.5,
-                                                            "avg_order_value": 987})
+                                                            "avg_order_value": 987}, currency="GBP")
     assert text == ("Customers who bought recently (median 5 days ago), rarely order (median 1 order), "
-                    "spend a moderate amount (median 1,235 net), with large baskets (median order 987).")
+                    "spend a moderate amount (median 1,235 GBP net), with large baskets (median order 987 GBP).")
 
 
 def test_description_rounds_a_half_as_the_views_do():
     # A median of an even count of whole days or orders ends in .5: SQL's round (the views) takes it
     # away from zero, and the description must read the same figure.
     text = describe(profile(0.5, 0.5, 0.5, 0.5).standing, {"recency_days": 30.5, "frequency": 2.5, "monetary": 0.5,
-                                                            "avg_order_value": 99.5})
+                                                            "avg_order_value": 99.5}, currency="GBP")
     assert "(median 31 days ago)" in text and "(median 3 orders)" in text
-    assert "(median 1 net)" in text and "(median order 100)" in text
+    assert "(median 1 GBP net)" in text and "(median order 100 GBP)" in text
 
 
 def test_the_profile_figure_writes_counted_medians_whole_as_the_descriptions_do():

@@ -46,7 +46,7 @@ def test_a_small_segment_holding_much_revenue_is_actionable():
     assert RULE.unactionable_segments(candidates[0]) == 0
     index, reason, fallback = RULE.choose(candidates, ORDER)
     assert index == 0 and not fallback
-    assert "smallest segment 1.0% of customers with 30.0% of net revenue" in reason
+    assert "smallest segment 1.0% of modelled customers with 30.0% of net revenue" in reason
 
 
 def test_equal_scores_prefer_fewer_segments_then_algorithm_order():

@@ -143,15 +143,16 @@ def _recency_words(standing: float, activity: str | None) -> str:
     return _level(standing, "have not bought for a long time", "bought a while ago", "bought recently")
 
 
-def describe(standing: dict[str, float], medians: dict[str, float], activity: str | None = None) -> str:
+def describe(standing: dict[str, float], medians: dict[str, float], activity: str | None = None, *,
+             currency: str) -> str:
     """Plain words for a segment card, from its standing, activity and its customers' medians."""
     parts = [
         _recency_words(standing["recency"], activity) + f" (median {whole(medians['recency_days'])} days ago)",
         _level(standing["frequency"], "rarely order", "order now and then", "order often")
         + f" (median {counted(medians['frequency'], 'order')})",
         _level(standing["monetary"], "spend little", "spend a moderate amount", "spend the most")
-        + f" (median {whole(medians['monetary'])} net)",
+        + f" (median {whole(medians['monetary'])} {currency} net)",
         _level(standing["order_value"], "with small baskets", "with average baskets", "with large baskets")
-        + f" (median order {whole(medians['avg_order_value'])})",
+        + f" (median order {whole(medians['avg_order_value'])} {currency})",
     ]
     return "Customers who " + ", ".join(parts[:-1]) + ", " + parts[-1] + "."

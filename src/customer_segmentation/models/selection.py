@@ -74,7 +74,7 @@ class SelectionRule:
         reason = (f"{chosen.label}: silhouette_sq_euclidean {chosen.metrics['silhouette_sq_euclidean']:.4f} "
                   f"(best {best_silhouette:.4f} by {candidates[best].label}); lowest davies_bouldin "
                   f"{chosen.metrics['davies_bouldin']:.4f} among {len(tied)} candidate(s) within {self.tolerance:g}; "
-                  f"smallest segment {chosen.metrics['smallest_segment_share']:.1%} of customers with "
+                  f"smallest segment {chosen.metrics['smallest_segment_share']:.1%} of modelled customers with "
                   f"{chosen.metrics['smallest_segment_revenue_share']:.1%} of net revenue.")
         if fallback:
             reason += (f" Fallback: none of the {len(valid)} trained candidates has every segment actionable; "

@@ -54,9 +54,11 @@ def monthly_revenue(monthly: pd.DataFrame, path: Path, currency: str) -> Path:
     first_days = pd.to_datetime(monthly["month"])
     months = first_days.dt.strftime("%Y-%m")
     bars = ax.bar(months, monthly["net_revenue"], color=COLOURS(0), label="net revenue")
-    for bar, days, length, month in zip(bars, monthly["days_counted"], first_days.dt.days_in_month, months):
-        if days < length:
+    for place, (bar, days, length, month) in enumerate(
+            zip(bars, monthly["days_counted"], first_days.dt.days_in_month, months)):
+        if days < length:  # its whole column shaded: the customer lines drop there too
             bar.set(alpha=0.45, hatch="//", label=f"{month}: {days} of its {length} days")
+            ax.axvspan(place - 0.5, place + 0.5, color="0.92", zorder=0)
     ax.yaxis.set_major_formatter(lambda value, _: f"{value:,.0f}")
     ax.set_ylabel(f"net revenue ({currency})")
     ax.set_xlabel("month")

@@ -37,10 +37,11 @@ def lifetime_value_by_segment(scored: DataFrame, lifetime_values: DataFrame) -> 
 
 
 def segment_profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, SegmentName],
-                     lifetime_values: DataFrame, preferred: dict[int, list[str]] | None = None) -> DataFrame:
+                     lifetime_values: DataFrame, currency: str,
+                     preferred: dict[int, list[str]] | None = None) -> DataFrame:
     """Rows of gold.segment_profiles. scored: customer features with segment_id; rfm: customer_id,
-    rfm_segment; lifetime_values: gold.customer_lifetime_value; preferred: the preferred categories of
-    each segment, when products are known."""
+    rfm_segment; lifetime_values: gold.customer_lifetime_value; currency: of the amounts in the
+    descriptions; preferred: the preferred categories of each segment, when products are known."""
     spark = scored.sparkSession
     features = [c.name for c in table("customer_features").columns if c.profiled and c.name in scored.columns]
     net = F.col("monetary").cast("decimal(24,4)")
@@ -73,7 +74,8 @@ def segment_profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, Segment
         if segment == RULE_SEGMENT_ID:
             return rule.description
         profile = names[segment].profile
-        return naming.describe(profile.standing, {f: row[f"median_{f}"] for f in medians}, profile.activity)
+        return naming.describe(profile.standing, {f: row[f"median_{f}"] for f in medians}, profile.activity,
+                              currency=currency)
 
     rows["description"] = [description(r) for _, r in rows.iterrows()]
     rows["segment_name"] = rows["segment_id"].map(lambda s: names[int(s)].name)

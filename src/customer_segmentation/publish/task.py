@@ -82,7 +82,7 @@ def run(spark: SparkSession, settings: Settings) -> dict[str, int]:
             built["segment_attributes"] = segment_mix.segment_attributes(
                 scored.join(segment_names_frame(spark, names), "segment_id"))
         built["segment_profiles"] = segment_profiles(
-            scored, rfm, names, _lifetime_values(spark, settings, as_of_date), preferred).select(
+            scored, rfm, names, _lifetime_values(spark, settings, as_of_date), settings.currency, preferred).select(
             "*", *lineage, F.lit(as_of_date).alias("as_of_date"))
         written = overwrite_tables(spark, {getattr(tables, name): (df, table(name).spec(sources))
                                            for name, df in built.items()})

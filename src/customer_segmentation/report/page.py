@@ -13,6 +13,7 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pyspark.sql import SparkSession
@@ -135,8 +136,23 @@ def _quality(spark: SparkSession, settings: Settings) -> dict:
     }
 
 
+
+def cut_to_tenths(shares: pd.Series) -> pd.Series:
+    """Shares cut (not rounded) to a tenth of a percent: a churn band's bound is exact, and 19.996%
+    written 20.0% or 20% read as outside its band (likely lost: under 20%)."""
+    return np.floor((shares * 1000).round(6)) / 1000  # round(6) first: 0.57 * 1000 is 569.99...
+
+
+def _forecast_error(relative_error: float) -> str:
+    """The holdout's (predicted - actual) / actual in words: a bare "-26%" did not say which way."""
+    if pd.isna(relative_error):
+        return "n/a"
+    return f"the forecast {abs(relative_error):.0%} {'short' if relative_error < 0 else 'over'}"
+
+
 def _slipping(spark: SparkSession, settings: Settings) -> dict:
-    """Churn-risk bands, the valuable customers at risk and the holdout check, for "Who is slipping away"."""
+    """Churn-risk bands, the valuable customers at risk or likely lost and the holdout check, for "Who is
+    slipping away"."""
     t = settings.tables
     values = spark.table(t.customer_lifetime_value)
     bands = (values.groupBy("churn_risk").agg(F.count("*").alias("customers"),
@@ -168,13 +184,14 @@ def _slipping(spark: SparkSession, settings: Settings) -> dict:
         "high_value": {"customers": f"{high_value['customers']:,}",
                        "net_revenue": f"{high_value['net_revenue'] or 0:,.0f}",
                        "predicted_clv": f"{high_value['predicted_clv'] or 0:,.0f}"},
-        "top": table(top, {"p_purchase_90d": "{:.0%}", "net_revenue": "{:,.0f}", "predicted_clv": "{:,.0f}"}),
+        "top": table(top.assign(p_purchase_90d=cut_to_tenths(top["p_purchase_90d"])),
+                     {"p_purchase_90d": "{:.1%}", "net_revenue": "{:,.0f}", "predicted_clv": "{:,.0f}"}),
         "mostly_alive": mean_p_alive is not None and mean_p_alive > 0.95,
         "not_fitted": fit.get("not_fitted_reason"),
         "holdout": None if pd.isna(fit.get("holdout_actual")) else {
             "days": int(fit["holdout_days"]), "start": fit["calibration_end"],
             "predicted": f"{fit['holdout_predicted']:,.0f}", "actual": f"{fit['holdout_actual']:,.0f}",
-            "error": f"{fit['holdout_relative_error']:+.0%}" if pd.notna(fit["holdout_relative_error"]) else "n/a",
+            "error": _forecast_error(fit["holdout_relative_error"]),
             "mae": f"{fit['holdout_mae']:.2f}"},
         "holdout_skipped": fit.get("validation_skipped_reason"),
         "fit_run_id": fit.get("mlflow_run_id"),
