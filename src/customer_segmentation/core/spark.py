@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,6 +69,7 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
     """
     state = state_root.resolve()
     state.mkdir(parents=True, exist_ok=True)
+    _remove_unfinished_metastore(state / "metastore" / "metastore_db")
     log4j = Path(__file__).with_name("log4j2.properties")
     java_options = " ".join([
         f"-Dderby.system.home={state / 'metastore'}",
@@ -134,6 +136,15 @@ def local_session(state_root: Path, verbose: bool = False, record_classes_to: Pa
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN" if verbose else "ERROR")
     return spark
+
+
+def _remove_unfinished_metastore(database: Path) -> None:
+    """A run killed while Derby was creating the metastore (the first seconds on a new state) can
+    leave its folder without `service.properties`: Derby can neither boot it nor create it again
+    ("Directory ... already exists"), so every later run failed. Such a folder never recorded a
+    table: removing it loses nothing. The caller holds the state's lock, so no run is creating it."""
+    if database.is_dir() and not (database / "service.properties").exists():
+        shutil.rmtree(database)
 
 
 @contextmanager
