@@ -151,16 +151,17 @@ def _fit_columns(spark: SparkSession, name: str, stored: StructType, spec: Table
     whole (`replaceable`) whose columns the spec dropped or reordered (one that follows the optional
     sources, run without one), or that would need a NOT NULL column Delta cannot add to rows already
     written, is replaced (CREATE OR REPLACE) by an empty table of the spec's columns, which keeps its
-    history and grants. A table written in part keeps its columns: the write then fails, naming them."""
+    history and grants. A table written in part keeps every column it has (its rows are history): rows
+    written after a release dropped one hold null there (Delta fills a column a write lacks)."""
     if stored.names != spec.names:
         added = [(i, c) for i, c in enumerate(spec.columns) if c.name not in stored.names]
-        if [n for n in spec.names if n in stored.names] == stored.names and all(c.nullable for _, c in added):
-            for i, column in added:
-                position = f"AFTER `{spec.columns[i - 1].name}`" if i else "FIRST"
-                spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({_column_ddl(column)} {position})")
-        elif replaceable:
+        kept_in_order = [n for n in spec.names if n in stored.names] == stored.names
+        if replaceable and not (kept_in_order and all(c.nullable for _, c in added)):
             create_table(spark, name, spec, replace=True)
             return False
+        for i, column in added:
+            position = f"AFTER `{spec.columns[i - 1].name}`" if i else "FIRST"
+            spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({_column_ddl(column)} {position})")
     comments = {field.name: field.metadata.get("comment") for field in stored}
     for column in spec.columns:
         if column.name in comments and comments[column.name] != column.comment:
