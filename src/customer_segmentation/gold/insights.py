@@ -32,8 +32,8 @@ def monthly_revenue(orders: DataFrame, features: DataFrame, as_of_date: dt.date)
     amount = F.col("amount")
     new = (features.where(F.col("frequency") > 0)
            .groupBy(F.trunc("first_purchase_date", "month").alias("month")).agg(F.count("*").alias("new_customers")))
-    # The data's first and last days bound the first and last months: a month either cuts short
-    # is not a fall, so its days are a column of the table rather than worked out by each reader.
+    # The data's first day and the reference date bound the first and last months: a month either
+    # cuts short is not a fall, so its days are a column of the table, not worked out by each reader.
     first_day = F.min("first_day").over(Window.partitionBy())
     covered_from, covered_to = F.greatest("month", first_day), F.least(F.add_months("month", 1), F.lit(as_of_date))
     return (invoices.groupBy("month").agg(

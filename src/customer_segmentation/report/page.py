@@ -136,7 +136,6 @@ def _quality(spark: SparkSession, settings: Settings) -> dict:
     }
 
 
-
 def cut_to_tenths(shares: pd.Series) -> pd.Series:
     """Shares cut (not rounded) to a tenth of a percent: a churn band's bound is exact, and 19.996%
     written 20.0% or 20% read as outside its band (likely lost: under 20%)."""
