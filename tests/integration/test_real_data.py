@@ -169,13 +169,11 @@ def test_segment_medians_read_the_same_in_descriptions_report_and_views(spark, r
 
 def test_the_months_the_data_starts_and_ends_in_count_their_days(spark, real_job):
     # The data ends on 9 December 2011: December's revenue is nine days', not a collapse.
+    from customer_segmentation.ops.cli import resolve_table_placeholders
+
     settings, *_ = real_job
-    spark.sql(f"USE {settings.catalog}.{settings.gold_schema}")
-    try:
-        query = (REPO / "queries" / "monthly_trends.sql").read_text().replace("${gold}.", "")
-        days = {r["month"].isoformat(): r["days_counted"] for r in spark.sql(query).collect()}
-    finally:
-        spark.sql("USE spark_catalog.default")
+    query = resolve_table_placeholders((REPO / "queries" / "monthly_trends.sql").read_text(), settings)
+    days = {r["month"].isoformat(): r["days_counted"] for r in spark.sql(query).collect()}
     # It starts on 1 December 2010: that month is whole.
     assert days["2011-12-01"] == 9 and days["2010-12-01"] == 31 and days["2011-02-01"] == 28 and len(days) == 13
 
