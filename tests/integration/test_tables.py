@@ -28,13 +28,25 @@ def rows(spark, batch, labels):
     return spark.createDataFrame([(label, batch) for label in labels], "label string, batch long")
 
 
+def failed_queries(spark) -> list[str]:
+    """The error of every failed query the session has run, as Spark's SQL listeners were told."""
+    spark.sparkContext._jsc.sc().listenerBus().waitUntilEmpty()
+    executions = spark._jsparkSession.sharedState().statusStore().executionsList()
+    errors = (executions.apply(i).errorMessage() for i in range(executions.size()))
+    return [error.get() for error in errors if error.isDefined() and error.get()]
+
+
 def test_the_first_write_creates_the_table_and_later_ones_replace_all_or_only_the_matching_rows(
         spark, make_settings):
     settings = make_settings()
     ensure_schemas(spark, settings)
     name = f"{settings.catalog}.{settings.gold_schema}.written"
 
+    failed_before = failed_queries(spark)
     assert overwrite_table(spark, name, rows(spark, 1, ["a", "b", "c"]), SPEC) == 3, "rows written"
+    # A failed query (reading the table before it exists) is logged as an ERROR with its trace by
+    # the listener of the write's Observation: a first run printed one per new table.
+    assert failed_queries(spark) == failed_before, "finding the table missing fails no query"
     assert sorted(spark.table(name).collect()) == [(1, "a"), (1, "b"), (1, "c")]
     described = {r["col_name"]: r["comment"] for r in spark.sql(f"DESCRIBE TABLE {name}").collect()}
     assert described["batch"] == "Which write the row came from"

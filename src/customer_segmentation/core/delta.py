@@ -104,12 +104,9 @@ def overwrite_table(spark: SparkSession, name: str, df: DataFrame, spec: TableSp
     # Counted as they are written (no second query, no read of the table's history afterwards).
     written = Observation()
     writer = conform(df, spec).observe(written, F.count(F.lit(1)).alias("rows")).writeTo(name)
-    try:
-        stored = spark.table(name).schema  # one catalog look-up tells whether it exists, and its columns
-    except AnalysisException as error:
-        if error.getCondition() != "TABLE_OR_VIEW_NOT_FOUND":
-            raise
-        stored = None
+    # Asked of the catalog first: reading a missing table fails a query, and once the session has an
+    # Observation, Spark 4.0's listener for them logs every failed query as an ERROR with its trace.
+    stored = spark.table(name).schema if table_exists(spark, name) else None
     if stored is None:
         create_table(spark, name, spec)
     if stored is None or not _fit_columns(spark, name, stored, spec, replaceable=replacing is None):
