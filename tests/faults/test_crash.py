@@ -73,6 +73,8 @@ def test_killed_in_every_task_then_rerun_equals_an_uninterrupted_run(spark, smal
             break
     output += final.stdout.readlines()
     assert final.wait(timeout=600) == 0, "".join(output)[-3000:]
+    # It says what it does and no more: no trace of an error it got past, no Spark banner.
+    assert not [line for line in output if " ERROR " in line or "default log level" in line], "".join(output)[-3000:]
     assert second.returncode == 2 and second.stdout == "", second.stdout + second.stderr
     [refusal] = second.stderr.strip().splitlines()
     assert refusal.startswith(f"error: the local state {state.resolve()} is in use by another run (pid "), refusal
