@@ -25,8 +25,9 @@ from customer_segmentation.models.naming import (
 )
 
 
-def profile(recency, frequency, monetary, order_value=0.5, tenure=0.5, activity="active"):
-    return SegmentProfile(dict(zip(DIMENSIONS, (recency, frequency, monetary, order_value, tenure))), activity)
+def profile(recency, frequency, monetary, order_value=0.5, tenure=0.5, activity="active", recency_in_gaps=0.5):
+    return SegmentProfile(dict(zip(DIMENSIONS, (recency, frequency, monetary, order_value, tenure))), activity,
+                          None if activity is None else recency_in_gaps)
 
 
 def test_profiles_get_the_expected_names():
@@ -53,8 +54,8 @@ def test_a_segment_long_gone_is_named_as_gone_whatever_its_standing():
     assert assign_names({0: about_to_sleep})[0].name == "About To Sleep"
     gone = profile(0.4, 0.25, 0.3, 0.45, 0.4, activity="lapsed")
     assert assign_names({0: gone, 1: profile(0.9, 0.6, 0.7)})[0].name in {"Hibernating", "Lost"}
-    text = describe(gone.standing, {"recency_days": 491, "frequency": 1, "monetary": 20, "avg_order_value": 20},
-                    "lapsed", currency="GBP")
+    text = describe(gone, {"recency_days": 491, "frequency": 1, "monetary": 20, "avg_order_value": 20},
+                    currency="GBP")
     assert text.startswith("Customers who have not bought for a long time (median 491 days ago)")
 
 
@@ -104,6 +105,7 @@ def test_customers_gone_for_many_times_their_rhythm_make_a_lapsed_segment(spark)
         features = features.withColumn(column, features["recency_days"] * 0 + 1)
     profiles = segment_profiles(features.select("customer_id", "segment_id"), customer_standings(features))
     assert profiles[1].activity == "lapsed" and profiles[0].activity == "active"
+    assert profiles[0].recency_in_typical_gaps == pytest.approx(12 / 30), "12 days, the typical gap 30"
     assert assign_names(profiles)[1].name in {"Hibernating", "Lost"}
 
 
@@ -168,17 +170,29 @@ def test_rule_based_segments_use_the_catalogues_names():
 
 
 def test_description_in_plain_words():
-    text = describe(profile(0.9, 0.1, 0.5, 0.9).standing, {"recency_days": 5, "frequency": 1, "monetary": 1234.5,
-                                                            "avg_order_value": 987}, currency="GBP")
+    text = describe(profile(0.9, 0.1, 0.5, 0.9), {"recency_days": 5, "frequency": 1, "monetary": 1234.5,
+                                                   "avg_order_value": 987}, currency="GBP")
     assert text == ("Customers who bought recently (median 5 days ago), rarely order (median 1 order), "
                     "spend a moderate amount (median 1,235 GBP net), with large baskets (median order 987 GBP).")
+
+
+def test_active_segments_are_worded_by_their_days_not_by_their_standing():
+    # On the real data "Promising" (31 days, a lower standing) read "bought a while ago" beside
+    # "Loyal Customers" (24 days) "bought recently"; the typical gap between purchases is 59 days.
+    medians = {"frequency": 1, "monetary": 300, "avg_order_value": 250}
+    promising = describe(profile(0.45, 0.3, 0.4, recency_in_gaps=31 / 59), {**medians, "recency_days": 31},
+                         currency="GBP")
+    slipping = describe(profile(0.7, 0.5, 0.6, recency_in_gaps=108 / 59), {**medians, "recency_days": 108},
+                        currency="GBP")
+    assert promising.startswith("Customers who bought recently (median 31 days ago)")
+    assert slipping.startswith("Customers who bought a while ago (median 108 days ago)")
 
 
 def test_description_rounds_a_half_as_the_views_do():
     # A median of an even count of whole days or orders ends in .5: SQL's round (the views) takes it
     # away from zero, and the description must read the same figure.
-    text = describe(profile(0.5, 0.5, 0.5, 0.5).standing, {"recency_days": 30.5, "frequency": 2.5, "monetary": 0.5,
-                                                            "avg_order_value": 99.5}, currency="GBP")
+    text = describe(profile(0.5, 0.5, 0.5, 0.5), {"recency_days": 30.5, "frequency": 2.5, "monetary": 0.5,
+                                                   "avg_order_value": 99.5}, currency="GBP")
     assert "(median 31 days ago)" in text and "(median 3 orders)" in text
     assert "(median 1 GBP net)" in text and "(median order 100 GBP)" in text
 

@@ -45,11 +45,13 @@ QUALIFIERS = {
 
 @dataclass(frozen=True)
 class SegmentProfile:
-    """What naming knows of a segment: its standings and its activity (None when the data has
-    no repeat purchases to measure a rhythm by)."""
+    """What naming knows of a segment: its standings, its activity, and its median days since the
+    last purchase in typical gaps between purchases (both None when the data has no repeat
+    purchases to measure a rhythm by)."""
 
     standing: dict[str, float]
     activity: str | None = None
+    recency_in_typical_gaps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,16 +64,18 @@ class SegmentName:
 
 
 def customer_standings(features: DataFrame) -> DataFrame:
-    """customer_id, one standing column (0-1) per dimension, and `inactivity`: days since the last
-    purchase over the customer's usual days between purchases (the median of repeat customers'
-    for those who bought on one day only; null when nobody bought twice)."""
+    """customer_id, one standing column (0-1) per dimension, `inactivity`: days since the last
+    purchase over the customer's usual days between purchases (the typical gap, the median of
+    repeat customers', for those who bought on one day only), and `recency_in_typical_gaps`: those
+    days over the typical gap, one yardstick for everyone (both null when nobody bought twice)."""
     repeat = F.col("last_purchase_date") > F.col("first_purchase_date")
     typical_gap = features.where(repeat).agg(F.percentile("avg_days_between_orders", 0.5)).first()[0]
     gap = F.when(repeat, F.col("avg_days_between_orders")).otherwise(F.lit(typical_gap))
     return features.select("customer_id", *[
         percentile(F.col(column) if higher_is_better else -F.col(column)).alias(f"standing_{dimension}")
         for dimension, (column, higher_is_better) in DIMENSION_COLUMNS.items()],
-        (F.col("recency_days") / gap).alias("inactivity"))
+        (F.col("recency_days") / gap).alias("inactivity"),
+        (F.col("recency_days") / F.lit(typical_gap)).alias("recency_in_typical_gaps"))
 
 
 def segment_profiles(segments: DataFrame, standings: DataFrame,
@@ -80,9 +84,11 @@ def segment_profiles(segments: DataFrame, standings: DataFrame,
     catalogue = catalogue or segment_catalogue()
     rows = (segments.join(standings, "customer_id").groupBy("segment_id")
             .agg(*[F.avg(f"standing_{d}").alias(d) for d in DIMENSIONS],
-                 F.percentile("inactivity", 0.5).alias("inactivity")).collect())
+                 F.percentile("inactivity", 0.5).alias("inactivity"),
+                 F.percentile("recency_in_typical_gaps", 0.5).alias("recency_in_typical_gaps")).collect())
     return {row["segment_id"]: SegmentProfile({d: float(row[d]) for d in DIMENSIONS},
-                                              catalogue.activity.of(row["inactivity"])) for row in rows}
+                                              catalogue.activity.of(row["inactivity"]), row["recency_in_typical_gaps"])
+            for row in rows}
 
 
 def assign_names(profiles: dict[int, SegmentProfile],
@@ -132,22 +138,25 @@ def _level(standing: float, low: str, mid: str, high: str) -> str:
     return low if standing < 0.35 else high if standing > 0.65 else mid
 
 
-def _recency_words(standing: float, activity: str | None) -> str:
+def _recency_words(profile: SegmentProfile) -> str:
     # Absolute first: a lapsed segment has not bought for a long time even if others are gone longer.
-    if activity == "lapsed":
+    if profile.activity == "lapsed":
         return "have not bought for a long time"
-    if activity == "lapsing":
+    if profile.activity == "lapsing":
         return "have gone quiet"
-    if activity == "active":
-        return "bought recently" if standing > 0.65 else "bought a while ago"
-    return _level(standing, "have not bought for a long time", "bought a while ago", "bought recently")
+    if profile.activity == "active":
+        # One yardstick for every segment, so the words follow the days beside them (a standing
+        # called a segment's 31 days "a while ago" and another's 24 days "recently").
+        return "bought recently" if profile.recency_in_typical_gaps <= 1 else "bought a while ago"
+    return _level(profile.standing["recency"], "have not bought for a long time", "bought a while ago",
+                  "bought recently")
 
 
-def describe(standing: dict[str, float], medians: dict[str, float], activity: str | None = None, *,
-             currency: str) -> str:
-    """Plain words for a segment card, from its standing, activity and its customers' medians."""
+def describe(profile: SegmentProfile, medians: dict[str, float], *, currency: str) -> str:
+    """Plain words for a segment card, from its profile and its customers' medians."""
+    standing = profile.standing
     parts = [
-        _recency_words(standing["recency"], activity) + f" (median {whole(medians['recency_days'])} days ago)",
+        _recency_words(profile) + f" (median {whole(medians['recency_days'])} days ago)",
         _level(standing["frequency"], "rarely order", "order now and then", "order often")
         + f" (median {counted(medians['frequency'], 'order')})",
         _level(standing["monetary"], "spend little", "spend a moderate amount", "spend the most")

@@ -73,9 +73,7 @@ def segment_profiles(scored: DataFrame, rfm: DataFrame, names: dict[int, Segment
         segment = int(row["segment_id"])
         if segment == RULE_SEGMENT_ID:
             return rule.description
-        profile = names[segment].profile
-        return naming.describe(profile.standing, {f: row[f"median_{f}"] for f in medians}, profile.activity,
-                              currency=currency)
+        return naming.describe(names[segment].profile, {f: row[f"median_{f}"] for f in medians}, currency=currency)
 
     rows["description"] = [description(r) for _, r in rows.iterrows()]
     rows["segment_name"] = rows["segment_id"].map(lambda s: names[int(s)].name)
