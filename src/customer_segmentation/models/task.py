@@ -247,9 +247,7 @@ def _log_champion(spark: SparkSession, settings: Settings, feature_table: DataFr
     scored = feature_table.join(assignments, "customer_id").cache()
     try:
         names = segment_statistics.name_segments(scored)
-        mlflow.log_dict({str(s): {"name": n.name, "action": n.action, "standing": n.profile.standing,
-                                   "activity": n.profile.activity,
-                                   "recency_in_typical_gaps": n.profile.recency_in_typical_gaps}
+        mlflow.log_dict({str(s): {"name": n.name, "action": n.action, **dataclasses.asdict(n.profile)}
                          for s, n in sorted(names.items())}, "segment_names.json")
         with tempfile.TemporaryDirectory() as tmp:
             figures.draw_champion_figures(
